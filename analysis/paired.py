@@ -1,0 +1,165 @@
+"""Paired (seed-matched) comparison of one arm against a baseline."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Sequence
+
+import numpy as np
+from scipy import stats
+from statsmodels.stats.power import TTestPower
+
+#: Largest n for which the sign-flip test enumerates all 2^n flips; above it a
+#: seeded Monte-Carlo approximation with MC_RESAMPLES flips is used instead.
+EXACT_MAX_N = 20
+MC_RESAMPLES = 200_000
+POWER = 0.8
+
+
+@dataclass(frozen=True)
+class PairedResult:
+    """Summary of a paired comparison; d_i = arm_i - baseline_i.
+
+    ci_low/ci_high: two-sided (1-alpha) t-interval for mean(d).
+    p_t: two-sided paired t-test. p_perm: two-sided exact sign-flip permutation
+    test on mean(d). d_z: mean(d)/sd(d). wins: pairs where the arm is strictly
+    better. mde: smallest |mean(d)| detectable with 80% power at `alpha`
+    (two-sided), in metric units.
+    """
+
+    n: int
+    mean_baseline: float
+    sd_baseline: float
+    mean_arm: float
+    sd_arm: float
+    mean_diff: float
+    sd_diff: float
+    ci_low: float
+    ci_high: float
+    t: float
+    df: int
+    p_t: float
+    p_perm: float
+    d_z: float
+    wins: int
+    mde: float
+    alpha: float
+    higher_is_better: bool
+    verdict: str
+
+    def to_dict(self) -> dict:
+        """Plain-dict view (JSON-friendly apart from inf/nan floats)."""
+        return asdict(self)
+
+
+def verdict_for(p: float, mean_diff: float, mde: float, alpha: float, higher_is_better: bool) -> str:
+    """'better'/'worse' when p < alpha (direction from mean_diff), else 'inconclusive: ...'."""
+    if p is not None and not math.isnan(p) and p < alpha and mean_diff != 0:
+        improved = (mean_diff > 0) == higher_is_better
+        return "better" if improved else "worse"
+    return f"inconclusive: could detect |delta| >= {mde:.3g}"
+
+
+def _as_array(x: Sequence[float], name: str) -> np.ndarray:
+    arr = np.asarray(list(x), dtype=float)
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be a 1-D sequence of floats")
+    bad = np.flatnonzero(~np.isfinite(arr))
+    if bad.size:
+        raise ValueError(f"{name} has a non-finite value (NaN/inf) at index {int(bad[0])}")
+    return arr
+
+
+def _sign_flip_p(d: np.ndarray) -> float:
+    n = d.size
+    exact = n <= EXACT_MAX_N
+    res = stats.permutation_test(
+        (d,),
+        lambda x, axis: np.mean(x, axis=axis),
+        permutation_type="samples",
+        n_resamples=np.inf if exact else MC_RESAMPLES,
+        alternative="two-sided",
+        vectorized=True,
+        random_state=None if exact else np.random.default_rng(0),
+    )
+    return float(min(1.0, res.pvalue))
+
+
+def min_detectable_effect(n: int, sd_diff: float, alpha: float = 0.05, power: float = POWER) -> float:
+    """Smallest |mean(d)| a two-sided paired t-test with n pairs detects with `power`."""
+    if sd_diff == 0:
+        return 0.0
+    es = TTestPower().solve_power(
+        effect_size=None, nobs=n, alpha=alpha, power=power, alternative="two-sided"
+    )
+    return float(es) * sd_diff
+
+
+def paired_comparison(
+    baseline: Sequence[float],
+    arm: Sequence[float],
+    alpha: float = 0.05,
+    higher_is_better: bool = True,
+) -> PairedResult:
+    """Compare `arm` with `baseline`, paired by index (seed).
+
+    Raises ValueError for unequal lengths, fewer than 2 pairs, NaN/inf values or
+    alpha outside (0, 1). When all differences are equal (sd(d) = 0): all zero
+    gives t = 0, p_t = 1, d_z = 0; all equal and non-zero gives t = d_z = ±inf,
+    p_t = 0 and a zero-width CI.
+    """
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+    b = _as_array(baseline, "baseline")
+    a = _as_array(arm, "arm")
+    if a.size != b.size:
+        raise ValueError(f"baseline and arm must have equal length, got {b.size} and {a.size}")
+    n = int(a.size)
+    if n < 2:
+        raise ValueError(f"paired comparison needs at least 2 pairs, got {n}")
+
+    d = a - b
+    mean_d = float(d.mean())
+    sd_d = float(d.std(ddof=1))
+    df = n - 1
+    p_perm = None
+    if np.all(np.isclose(d, d[0], rtol=1e-12, atol=1e-12)):
+        sd_d = 0.0
+        if np.all(np.isclose(d, 0.0, rtol=0, atol=1e-12)):
+            mean_d = 0.0
+            t, p_t, d_z, p_perm = 0.0, 1.0, 0.0, 1.0
+        else:
+            t = d_z = math.copysign(math.inf, mean_d)
+            p_t = 0.0
+        ci_low = ci_high = mean_d
+    else:
+        res = stats.ttest_rel(a, b, alternative="two-sided")
+        ci = res.confidence_interval(confidence_level=1 - alpha)
+        t, p_t = float(res.statistic), float(res.pvalue)
+        ci_low, ci_high = float(ci.low), float(ci.high)
+        d_z = mean_d / sd_d
+
+    wins = int(np.sum(d > 0) if higher_is_better else np.sum(d < 0))
+    mde = min_detectable_effect(n, sd_d, alpha)
+    return PairedResult(
+        n=n,
+        mean_baseline=float(b.mean()),
+        sd_baseline=float(b.std(ddof=1)),
+        mean_arm=float(a.mean()),
+        sd_arm=float(a.std(ddof=1)),
+        mean_diff=mean_d,
+        sd_diff=sd_d,
+        ci_low=ci_low,
+        ci_high=ci_high,
+        t=t,
+        df=df,
+        p_t=p_t,
+        p_perm=_sign_flip_p(d) if p_perm is None else p_perm,
+        d_z=d_z,
+        wins=wins,
+        mde=mde,
+        alpha=alpha,
+        higher_is_better=higher_is_better,
+        verdict=verdict_for(p_t, mean_d, mde, alpha, higher_is_better),
+    )

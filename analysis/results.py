@@ -1,0 +1,107 @@
+"""Read the runner's on-disk result store into pandas tables."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+TIDY_COLUMNS = ["experiment", "arm", "seed", "run_id", "status", "round", "metric", "value"]
+RUN_COLUMNS = ["experiment", "arm", "seed", "run_id", "status", "message"]
+USABLE_STATUSES = frozenset({"complete", "stopped"})
+
+_RUN_DIR = re.compile(r"^(?P<arm>.+)__seed(?P<seed>-?\d+)__(?P<hash>[^_]+)$")
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        obj = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
+def _run_dirs(out_dir: Path) -> list[Path]:
+    runs = Path(out_dir) / "runs"
+    if not runs.is_dir():
+        return []
+    return sorted(p for p in runs.iterdir() if p.is_dir() and (_RUN_DIR.match(p.name) or (p / "meta.json").is_file()))
+
+
+def _run_info(run_dir: Path) -> dict[str, Any]:
+    meta = _read_json(run_dir / "meta.json") or {}
+    m = _RUN_DIR.match(run_dir.name)
+    arm = meta.get("arm", m.group("arm") if m else None)
+    seed = meta.get("seed", int(m.group("seed")) if m else None)
+    if (run_dir / "FAILED.json").exists():
+        failed = _read_json(run_dir / "FAILED.json") or {}
+        status, message = "failed", str(failed.get("error", ""))
+    elif (run_dir / "DONE.json").exists():
+        done = _read_json(run_dir / "DONE.json") or {}
+        status, message = str(done.get("status", "complete")), str(done.get("message", ""))
+    else:
+        status, message = "incomplete", ""
+    return {
+        "experiment": meta.get("experiment"),
+        "arm": arm,
+        "seed": None if seed is None else int(seed),
+        "run_id": run_dir.name,
+        "status": status,
+        "message": message,
+    }
+
+
+def read_metric_rows(run_dir: Path) -> list[dict[str, Any]]:
+    """Parsed metrics.jsonl rows of one run (malformed lines and rows without an int round skipped)."""
+    path = Path(run_dir) / "metrics.jsonl"
+    rows: list[dict[str, Any]] = []
+    if not path.is_file():
+        return rows
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            continue
+        r = obj.get("round") if isinstance(obj, dict) else None
+        if isinstance(r, bool) or not isinstance(r, (int, float)) or (isinstance(r, float) and not r.is_integer()):
+            continue
+        obj["round"] = int(r)
+        rows.append(obj)
+    return rows
+
+
+def run_table(out_dir: str | Path) -> pd.DataFrame:
+    """One row per run directory: experiment, arm, seed, run_id, status, message.
+
+    status is the DONE.json status ("complete"/"stopped"/"starved"), "failed" if
+    FAILED.json exists, or "incomplete" if neither file exists.
+    """
+    recs = [_run_info(d) for d in _run_dirs(Path(out_dir))]
+    df = pd.DataFrame(recs, columns=RUN_COLUMNS)
+    return df.astype({"seed": "Int64"}) if len(df) else df
+
+
+def load_runs(out_dir: str | Path) -> pd.DataFrame:
+    """Tidy table, one row per (run, round, metric): experiment, arm, seed, run_id,
+    status, round, metric, value. Only int/float metric values are kept (not bool,
+    strings, lists, null or NaN). Unknown files and directories are ignored."""
+    recs: list[tuple] = []
+    for run_dir in _run_dirs(Path(out_dir)):
+        info = _run_info(run_dir)
+        for row in read_metric_rows(run_dir):
+            for key, v in row.items():
+                if key == "round" or isinstance(v, bool) or not isinstance(v, (int, float)):
+                    continue
+                if isinstance(v, float) and math.isnan(v):
+                    continue
+                recs.append((info["experiment"], info["arm"], info["seed"], info["run_id"],
+                             info["status"], row["round"], key, float(v)))
+    df = pd.DataFrame.from_records(recs, columns=TIDY_COLUMNS)
+    return df.astype({"seed": "Int64", "round": "int64", "value": "float64"})

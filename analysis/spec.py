@@ -1,0 +1,64 @@
+"""Declarative specification of a paired arm-vs-baseline comparison."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class MetricSpec(BaseModel):
+    """One metric to compare, and which direction counts as an improvement."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(description="Metric key as written in metrics.jsonl.")
+    direction: Literal["higher", "lower"] = Field(
+        default="higher", description="Whether higher or lower values are better."
+    )
+
+
+class ComparisonSpec(BaseModel):
+    """Which arms to compare against which baseline, on which metrics, and how."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    baseline: str = Field(description="Arm name every other arm is compared against.")
+    metrics: list[MetricSpec] = Field(
+        min_length=1, description="Metrics to compare; the first is the default primary metric."
+    )
+    primary: str | None = Field(
+        default=None,
+        description="Primary metric name (defaults to the first metric); must be one of `metrics`.",
+    )
+    endpoint: Literal["final", "last_k", "auc"] = Field(
+        default="final",
+        description="How a run's trajectory is reduced to one number: final round, "
+        "mean of last k rounds, or normalised area under the curve.",
+    )
+    last_k: int = Field(default=2, ge=1, description="k for the 'last_k' endpoint.")
+    alpha: float = Field(
+        default=0.05, gt=0.0, lt=1.0, description="Two-sided significance level."
+    )
+    correction: Literal["holm", "bonferroni", "bh", "none"] = Field(
+        default="holm",
+        description="Multiple-comparison correction across arms-vs-baseline within each metric.",
+    )
+
+    @model_validator(mode="after")
+    def _check_primary(self) -> "ComparisonSpec":
+        names = [m.name for m in self.metrics]
+        if len(set(names)) != len(names):
+            raise ValueError(f"duplicate metric names in {names}")
+        if self.primary is None:
+            self.primary = names[0]
+        elif self.primary not in names:
+            raise ValueError(f"primary {self.primary!r} is not one of the metrics {names}")
+        return self
+
+    def metric(self, name: str) -> MetricSpec:
+        """Return the MetricSpec called `name` (KeyError if absent)."""
+        for m in self.metrics:
+            if m.name == name:
+                return m
+        raise KeyError(name)

@@ -1,0 +1,81 @@
+"""Hugging Face causal LMs (local path or hub id)."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from pydantic import Field
+
+from shl import api
+from shl.errors import ShlError
+
+DEFAULT_DATA = "builtin:care_authority.yaml"
+DEFAULT_FILTERS: list[dict[str, Any]] = [
+    {"name": "tail_ppl", "params": {}},
+    {"name": "repetition", "params": {}},
+    {"name": "narration", "params": {}},
+    {"name": "boilerplate", "params": {}},
+    {"name": "length", "params": {}},
+]
+DEFAULT_EVALUATORS: list[dict[str, Any]] = [
+    {"name": "coherence", "params": {}},
+    {"name": "trait_margin", "params": {}},
+]
+DTYPES = ("float32", "bfloat16", "float16", "auto")
+
+
+def resolve_dtype(dtype: str, device: str) -> Any:
+    """The torch dtype for a dtype string; "auto" is bfloat16 on CUDA, else float32."""
+    import torch
+
+    if dtype not in DTYPES:
+        raise ShlError(f"unknown dtype '{dtype}'; choose one of {', '.join(DTYPES)}")
+    if dtype == "auto":
+        return torch.bfloat16 if str(device).startswith("cuda") else torch.float32
+    return getattr(torch, dtype)
+
+
+def one_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+
+
+class HF(api.ModelSource):
+    """A chat model loaded with AutoTokenizer / AutoModelForCausalLM; its tokenizer must have a chat template.
+
+    The pad token defaults to the end-of-sequence token and padding is on the left (for batched generation).
+    """
+
+    name = "hf"
+    description = "a Hugging Face causal LM with a chat template (hub id or local path)"
+    default_data = DEFAULT_DATA
+    default_filters = DEFAULT_FILTERS
+    default_evaluators = DEFAULT_EVALUATORS
+
+    class Params(api.Params):
+        name_or_path: str = Field(description="hub model id (e.g. Qwen/Qwen3-0.6B) or local directory")
+        revision: Optional[str] = Field(None, description="hub revision (branch, tag or commit); None: the default")
+        trust_remote_code: bool = Field(False, description="allow the model repository's own Python code to run")
+
+    def load(self, device: str, dtype: str) -> api.LoadedModel:
+        import transformers
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        p = self.params
+        torch_dtype = resolve_dtype(dtype, device)
+        kwargs = {"revision": p.revision, "trust_remote_code": p.trust_remote_code}
+        dtype_key = "dtype" if int(transformers.__version__.split(".")[0]) >= 5 else "torch_dtype"
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(p.name_or_path, **kwargs)
+            model = AutoModelForCausalLM.from_pretrained(p.name_or_path, **{dtype_key: torch_dtype}, **kwargs)
+            model.to(device)
+        except Exception as exc:
+            raise ShlError(f"model '{p.name_or_path}': cannot load: {one_line(exc)}") from exc
+        if not getattr(tokenizer, "chat_template", None):
+            raise ShlError(f"model '{p.name_or_path}': the tokenizer has no chat template (use an instruct/chat model)")
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        tokenizer.padding_side = "left"
+        model.eval()
+        info = {"name_or_path": p.name_or_path, "revision": p.revision, "dtype": str(torch_dtype).replace("torch.", "")}
+        return api.LoadedModel(model=model, tokenizer=tokenizer, name=p.name_or_path, info=info)

@@ -1,0 +1,15 @@
+"""Built-in steering methods: mean_diff, svd, cosine_gated."""
+
+from shl.hookspecs import hookimpl
+
+from .cosine_gated import CosineGated
+from .mean_diff import MeanDiff
+from .svd import SVD
+
+COMPONENTS = (MeanDiff, SVD, CosineGated)
+
+
+@hookimpl
+def shl_register_steering_methods(register):
+    for cls in COMPONENTS:
+        register(cls)

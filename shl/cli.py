@@ -1,0 +1,115 @@
+"""The ``shl`` command line. Input errors print one line each (``error: ...``) and exit with code 2."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from . import __version__
+from .errors import ShlError
+
+EPILOG = """commands:
+  shl plugins [--json]                         list every component and the plugin it comes from
+  shl validate CONFIG [--set k=v ...]          validate a run config and print it resolved
+  shl run CONFIG [--set k=v] [--out DIR]       run the method for one config and one seed
+  shl ablate EXPERIMENT [--seeds 0-4] [--dry-run]   run arms x seeds, then compare them
+  shl report DIR [--format md|csv|latex]       tables and figures again from stored results
+  shl toyworld build|info|sweep                the embedded toy world
+"""
+
+
+def _add_set(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE",
+        help="override a config value before validation, e.g. --set heal.lam=0.1 (repeatable; VALUE is YAML)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="shl",
+        description="steer, heal, loop: distil a steering vector into LoRA adapters, heal with a KL barrier, "
+        "loop; and ablate every part of it.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"shl {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("plugins", help="list registered components (steering methods, filters, aggregators, "
+                       "schedules, evaluators, model sources) and broken plugins")
+    p.add_argument("--json", action="store_true", help="machine-readable output, with each params schema")
+
+    p = sub.add_parser("validate", help="validate a run config; print it fully resolved (YAML)")
+    p.add_argument("config", help="run config YAML")
+    _add_set(p)
+
+    p = sub.add_parser("run", help="run the method for one config and one seed; print a per-round table")
+    p.add_argument("config", help="run config YAML")
+    _add_set(p)
+    p.add_argument("--out", default=None, help="run directory (default: runs/<name>-seed<seed>-<hash>)")
+    p.add_argument("--seed", type=int, default=None, help="shorthand for --set seed=N")
+    p.add_argument("--force", action="store_true", help="redo the run even if the directory holds a complete one")
+
+    p = sub.add_parser("ablate", help="run every arm x seed of an experiment (resuming), then compare arms")
+    p.add_argument("experiment", help="experiment YAML")
+    _add_set(p)
+    p.add_argument("--seeds", default=None, help="seeds to run, e.g. 0-4 or 0,2,5 (default: the experiment's)")
+    p.add_argument("--arms", default=None, help="comma-separated subset of arms (default: all)")
+    p.add_argument("--out", default=None, help="output directory (default: runs/<experiment name>)")
+    p.add_argument("--dry-run", action="store_true", help="list runs as done / pending / failed; run nothing")
+    p.add_argument("--executor", default=None, choices=["inprocess", "ray"],
+                   help="where runs execute (default: the experiment's, else inprocess)")
+    p.add_argument("--ray-address", default=None, help="Ray cluster address (default: RAY_ADDRESS or local)")
+    p.add_argument("--no-report", action="store_true", help="skip the comparison report at the end")
+
+    p = sub.add_parser("report", help="write comparison tables and figures from stored results")
+    p.add_argument("directory", help="an ablation output directory")
+    p.add_argument("--format", dest="formats", action="append", choices=["md", "csv", "latex"], default=None,
+                   help="table format(s) to write and print (default: md; csv and latex files are always written)")
+    p.add_argument("--no-figures", action="store_true", help="tables only")
+
+    p = sub.add_parser("toyworld", help="the embedded toy world: build its model, inspect it, sweep the dose")
+    tw = p.add_subparsers(dest="toy_command", metavar="ACTION")
+    b = tw.add_parser("build", help="train the toy model (or find it in the cache)")
+    b.add_argument("--variant", default="default", choices=["default", "small"], help="model variant")
+    b.add_argument("--seed", type=int, default=0, help="training seed")
+    i = tw.add_parser("info", help="where the toy model is cached, its size, training loss, world version")
+    i.add_argument("--variant", default="default", choices=["default", "small"], help="model variant")
+    i.add_argument("--seed", type=int, default=0, help="training seed")
+    s = tw.add_parser("sweep", help="trait and coherence vs steering coefficient (mean-diff and random vectors)")
+    s.add_argument("--variant", default="default", choices=["default", "small"], help="model variant")
+    s.add_argument("--seed", type=int, default=0, help="seed for the model, contexts and sampling")
+    s.add_argument("--coeffs", default=None, help="comma-separated coefficients (default: a built-in range)")
+    s.add_argument("--layer", default=None, help="layer index or fraction (default: the smoke config's)")
+    s.add_argument("--prompts", type=int, default=200, help="evaluation prompts per coefficient")
+    s.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    s.add_argument("--plot", default=None, metavar="FILE", help="also save a plot (PNG or SVG)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    try:
+        from . import commands
+
+        return int(getattr(commands, f"cmd_{args.command}")(args) or 0)
+    except ShlError as exc:
+        for line in str(exc).splitlines() or ["error"]:
+            print(f"error: {line}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

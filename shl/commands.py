@@ -1,0 +1,157 @@
+"""Implementations of the CLI subcommands (imported lazily by shl.cli, so ``shl --help`` stays fast)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import ShlError
+
+
+def _console():
+    from rich.console import Console
+
+    import shutil
+
+    width = shutil.get_terminal_size((140, 40)).columns
+    return Console(stderr=False, highlight=False, width=max(width, 140) if not sys.stdout.isatty() else None)
+
+
+# ------------------------------------------------------------------------------------------ plugins
+
+
+def cmd_plugins(args) -> int:
+    from .manager import get_host
+
+    host = get_host()
+    rows = host.registry.describe()
+    if args.json:
+        print(json.dumps({"components": rows, "failures": host.failures, "conflicts": host.registry.conflicts,
+                          "disabled": host.disabled}, indent=2))
+        return 2 if host.registry.conflicts else 0
+    from rich.table import Table
+
+    table = Table(title="shl components", show_lines=False)
+    for col in ("family", "name", "plugin", "distribution", "description"):
+        table.add_column(col)
+    for r in rows:
+        dist = f"{r['distribution']} {r['version']}".strip()
+        table.add_row(r["family"], r["name"], r["plugin"], dist, r["description"])
+    con = _console()
+    con.print(table)
+    for f in host.failures:
+        con.print(f"[red]broken plugin[/red] '{f['plugin']}' ({f['distribution'] or 'unknown distribution'}): {f['error']}")
+    for name in host.disabled:
+        con.print(f"disabled plugin '{name}' (SHL_DISABLE_PLUGINS)")
+    for c in host.registry.conflicts:
+        con.print(f"[red]error[/red]: {c}")
+    return 2 if host.registry.conflicts else 0
+
+
+# ------------------------------------------------------------------------------------------ validate / run
+
+
+def load_config(path: str, overrides: list[str]):
+    from .config import load_run_config
+    from .manager import get_host
+
+    host = get_host()
+    host.registry.check()
+    return load_run_config(path, overrides, host.registry), host
+
+
+def cmd_validate(args) -> int:
+    cfg, _ = load_config(args.config, args.overrides)
+    print(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False), end="")
+    print(f"# {args.config}: valid", file=sys.stderr)
+    return 0
+
+
+ROUND_COLUMNS = [
+    ("round", "round", "{}"),
+    ("trait", "trait", "{:.3f}"),
+    ("coherence", "coher.", "{:.3f}"),
+    ("steered_trait", "steered trait", "{:.3f}"),
+    ("steered_coherence", "steered coher.", "{:.3f}"),
+    ("kept", "kept/total", None),
+    ("kappa", "kappa", "{:.3g}"),
+    ("heal_nll", "heal NLL", "{:.3f}"),
+    ("barrier_active", "barrier active", "{:.2f}"),
+    ("kl_agg", "KL agg", "{:.3g}"),
+    ("cos_r0", "cos r0", "{:.3f}"),
+]
+
+
+def round_table(rows: list[dict[str, Any]], title: str = ""):
+    from rich.table import Table
+
+    table = Table(title=title or None)
+    for _, head, _ in ROUND_COLUMNS:
+        table.add_column(head, justify="right")
+    for row in rows:
+        cells = []
+        for key, _, fmt in ROUND_COLUMNS:
+            if key == "kept":
+                cells.append(f"{row['kept']}/{row['total']}" if "kept" in row else "")
+            else:
+                v = row.get(key)
+                cells.append("" if v is None else (fmt.format(v) if fmt else str(v)))
+        table.add_row(*cells)
+    return table
+
+
+def cmd_run(args) -> int:
+    from .config import config_hash
+    from .engine.loop import Run
+    from .store import RunStore
+
+    overrides = list(args.overrides) + ([f"seed={args.seed}"] if args.seed is not None else [])
+    cfg, host = load_config(args.config, overrides)
+    resolved = cfg.model_dump(mode="json")
+    h = config_hash(resolved)[:10]
+    out = Path(args.out) if args.out else Path("runs") / f"{cfg.name}-seed{cfg.seed}-{h}"
+    store = RunStore(out)
+    con = _console()
+    if store.is_done() and not args.force:
+        prev = store.meta().get("config_hash", "")
+        if prev and prev != config_hash(resolved):
+            raise ShlError(f"{out}: holds a complete run of a different config; use another --out or --force")
+        con.print(f"{out}: already complete ({store.status()}); --force to redo")
+        con.print(round_table(store.metrics(), title=str(out)))
+        return 0
+    store.reset()
+    meta = {"experiment": None, "arm": None, "seed": cfg.seed, "config_hash": config_hash(resolved),
+            "config_file": str(args.config)}
+    with con.status("starting") as status:
+        run = Run(cfg, host, store, progress=lambda s: status.update(s), data_root=Path(args.config).parent,
+                  meta=meta, echo=lambda line: con.print(line, highlight=False, markup=False))
+        outcome = run.execute()
+    con.print(round_table(outcome.metrics, title=f"{cfg.name} seed {cfg.seed}"))
+    con.print(f"status: {outcome.status}: {outcome.message}")
+    con.print(f"run directory: {out}")
+    return 0 if outcome.status in ("complete", "stopped") else 1
+
+
+# ------------------------------------------------------------------------------------------ ablate / report
+
+
+def cmd_ablate(args) -> int:
+    from .runner import ablate_command
+
+    return ablate_command(args)
+
+
+def cmd_report(args) -> int:
+    from .runner import report_command
+
+    return report_command(args)
+
+
+def cmd_toyworld(args) -> int:
+    from .toyworld_cli import toyworld_command
+
+    return toyworld_command(args)

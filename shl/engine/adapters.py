@@ -1,0 +1,145 @@
+"""The student as a stack of PEFT LoRA adapters over a frozen base model (DESIGN.md section 5).
+
+Round i trains adapter ``r{i}`` with ``r0..r{i-1}`` active and frozen. Base logits come from
+``disabled()`` (all adapters off), previous-student logits from ``only(previous)``; neither copies weights.
+PEFT's ``disable_adapter`` / ``set_adapter`` turn ``requires_grad`` back on for active adapters, so every
+switch here saves and restores the flags.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+
+class AdapterStack:
+    def __init__(self, base_model: Any, lora: Any):
+        self.base = base_model
+        self.lora = lora
+        self.peft = None
+        self.names: list[str] = []
+
+    @property
+    def model(self) -> Any:
+        """The student: the PEFT model once an adapter exists, else the base model."""
+        return self.peft if self.peft is not None else self.base
+
+    @property
+    def current(self) -> str | None:
+        return self.names[-1] if self.names else None
+
+    def _config(self) -> Any:
+        from peft import LoraConfig
+
+        kwargs = dict(r=self.lora.r, lora_alpha=self.lora.alpha, lora_dropout=self.lora.dropout, bias="none")
+        if self.lora.target_modules:
+            return LoraConfig(target_modules=list(self.lora.target_modules), **kwargs)
+        return LoraConfig(**kwargs)
+
+    def new_round(self) -> list[Any]:
+        """Add a fresh adapter (B = 0, so the student is unchanged), activate all, train only the new one."""
+        from peft import get_peft_model
+
+        name = f"r{len(self.names)}"
+        cfg = self._config()
+        if self.peft is None:
+            for p in self.base.parameters():
+                p.requires_grad_(False)
+            try:
+                self.peft = get_peft_model(self.base, cfg, adapter_name=name)
+            except ValueError:
+                from peft import LoraConfig
+
+                cfg = LoraConfig(
+                    r=self.lora.r, lora_alpha=self.lora.alpha, lora_dropout=self.lora.dropout,
+                    target_modules="all-linear", bias="none",
+                )
+                self.peft = get_peft_model(self.base, cfg, adapter_name=name)
+        else:
+            self.peft.add_adapter(name, cfg)
+        self.names.append(name)
+        self._activate(self.names)
+        self._set_trainable({name})
+        return self.trainable_parameters()
+
+    def _activate(self, names: list[str]) -> None:
+        self.peft.base_model.set_adapter(list(names))
+
+    def _set_trainable(self, trainable: set[str]) -> None:
+        for n, p in self.peft.named_parameters():
+            owner = _adapter_of(n, self.names)
+            p.requires_grad_(owner in trainable)
+            if owner is not None and owner not in trainable:
+                p.grad = None
+
+    def trainable_parameters(self) -> list[Any]:
+        if self.peft is None:
+            return []
+        return [p for p in self.peft.parameters() if p.requires_grad]
+
+    def fold(self) -> None:
+        """Freeze the current adapter: it becomes history, active and fixed."""
+        if self.peft is not None:
+            self._set_trainable(set())
+
+    def _flags(self) -> dict[str, bool]:
+        return {n: p.requires_grad for n, p in self.peft.named_parameters()}
+
+    def _restore(self, flags: dict[str, bool]) -> None:
+        for n, p in self.peft.named_parameters():
+            p.requires_grad_(flags[n])
+
+    @contextmanager
+    def disabled(self) -> Iterator[Any]:
+        """The base model: every adapter off."""
+        if self.peft is None:
+            yield self.base
+            return
+        flags = self._flags()
+        try:
+            with self.peft.disable_adapter():
+                yield self.peft
+        finally:
+            self._restore(flags)
+
+    @contextmanager
+    def only(self, names: list[str]) -> Iterator[Any]:
+        """Only the given adapters active (e.g. the previous student); an empty list is the base model."""
+        if self.peft is None or not names:
+            with self.disabled() as m:
+                yield m
+            return
+        flags = self._flags()
+        try:
+            self._activate(names)
+            yield self.peft
+        finally:
+            self._activate(self.names)
+            self._restore(flags)
+
+    @property
+    def previous(self) -> list[str]:
+        return self.names[:-1]
+
+    def lora_pairs(self, name: str) -> list[tuple[Any, Any, float]]:
+        """(A weight, B weight, scaling) for every LoRA layer of adapter ``name``."""
+        pairs = []
+        for module in self.peft.modules():
+            a = getattr(module, "lora_A", None)
+            if a is not None and hasattr(a, "keys") and name in a:
+                pairs.append((module.lora_A[name].weight, module.lora_B[name].weight, module.scaling[name]))
+        return pairs
+
+    def save(self, directory: str) -> None:
+        if self.peft is not None:
+            self.peft.save_pretrained(directory)
+
+
+def _adapter_of(param_name: str, names: list[str]) -> str | None:
+    if "lora_" not in param_name:
+        return None
+    parts = param_name.split(".")
+    for name in names:
+        if name in parts:
+            return name
+    return None

@@ -1,0 +1,74 @@
+"""Running the evaluator plugins on the student (unsteered, or steered at the round's dose)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+from ..api import EvalContext, Evaluator, SteeringData
+from ..errors import RunError
+from .chat import render_prompt
+from .generate import generate
+from .seeds import derive_seed
+
+
+def evaluate(
+    evaluators: Sequence[tuple[str, Evaluator]],
+    stack: Any,
+    tokenizer: Any,
+    data: SteeringData,
+    scorer: Any,
+    *,
+    seed: int,
+    round: int,
+    max_new_tokens: int,
+    batch_size: int,
+    steerer: Any = None,
+    prefix: str = "",
+) -> tuple[dict[str, float | None], list[dict[str, Any]]]:
+    """Metrics (keys prefixed, e.g. ``steered_``) and samples. Sampling seeds do not depend on the round,
+    so every round (and every arm) is evaluated on the same prompts with the same random numbers."""
+    metrics: dict[str, float | None] = {}
+    owners: dict[str, str] = {}
+    samples: list[dict[str, Any]] = []
+    for name, ev in evaluators:
+        calls = [0]
+
+        def gen(users: Sequence[str], n: int = 1, system: str | None = "__neutral__", _name: str = name):
+            sys_prompt = data.neutral_system if system == "__neutral__" else system
+            prompts = [(u, render_prompt(tokenizer, u, sys_prompt)) for u in users for _ in range(n)]
+            calls[0] += 1
+            return generate(
+                stack.model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size,
+                seed=derive_seed(seed, "eval", _name, calls[0]), steerer=steerer,
+            )
+
+        ctx = EvalContext(
+            generate=gen,
+            render=lambda u, s: render_prompt(tokenizer, u, s),
+            scorer=scorer,
+            tokenizer=tokenizer,
+            data=data,
+            seed=derive_seed(seed, "eval", name),
+            round=round,
+        )
+        try:
+            out = ev.evaluate(ctx)
+        except RunError:
+            raise
+        except Exception as exc:
+            raise RunError(f"evaluator '{name}' raised {type(exc).__name__}: {exc}") from exc
+        if not isinstance(out, dict):
+            raise RunError(f"evaluator '{name}' returned {type(out).__name__}, expected a dict of metrics")
+        for key, value in out.items():
+            if key in owners:
+                raise RunError(f"evaluators '{owners[key]}' and '{name}' both return the metric '{key}'")
+            owners[key] = name
+            try:
+                v = float(value)
+            except (TypeError, ValueError):
+                raise RunError(f"evaluator '{name}' returned a non-numeric value for '{key}': {value!r}") from None
+            metrics[prefix + key] = v if math.isfinite(v) else None
+        for s in ctx.samples:
+            samples.append({"kind": f"{prefix}eval", "evaluator": name, "round": round, **s})
+    return metrics, samples

@@ -1,0 +1,217 @@
+"""The heal step: train this round's LoRA adapter on the kept completions with a KL barrier.
+
+    L = NLL(completion tokens, end-of-turn included) + lam_r * relu(D - tau) + spectral * sum ||s B A||_2^2
+
+KL_t is the per-position divergence between the student and the reference over the full vocabulary, in
+float32, at every position that predicts a completion token. ``reverse`` = KL(student || ref),
+``forward`` = KL(ref || student). D = aggregator(KL) per sequence (``level=sequence``: the penalty is the
+mean over sequences of relu(D_i - tau)) or over all masked positions of the batch (``level=batch``).
+The reference is the previous student (adapters of earlier rounds) or the base model, computed on the same
+model object with adapters switched, never a weight copy. The ``nll`` regulariser trains on NLL alone (weight
+decay and the spectral penalty off too) but still logs the KL to the reference.
+"""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from ..api import Aggregator, Completion
+from ..errors import RunError
+from .batching import pad_id, right_pad
+from .seeds import torch_generator
+
+
+@dataclass
+class BatchTensors:
+    ids: Any
+    mask: Any
+    select: Any  # bool [B, T]: logits positions that predict a completion token
+    targets: Any  # [M] the predicted tokens, in select order
+    seq_index: Any  # [M] which sequence each selected position belongs to
+
+
+def batch_tensors(completions: Sequence[Completion], tokenizer: Any, device: Any) -> BatchTensors:
+    import torch
+
+    seqs = [list(c.prompt_ids) + list(c.completion_ids) for c in completions]
+    ids, mask = right_pad(seqs, pad_id(tokenizer), device)
+    select = torch.zeros_like(ids, dtype=torch.bool)
+    for row, c in enumerate(completions):
+        n_p, n_c = len(c.prompt_ids), len(c.completion_ids)
+        select[row, n_p - 1 : n_p - 1 + n_c] = True
+    if not bool(select.any()):
+        raise RunError("heal: the batch has no completion tokens to train on (empty mask)", status="failed")
+    shifted = torch.zeros_like(select)
+    shifted[:, 1:] = select[:, :-1]
+    targets = ids[shifted]
+    seq_index = torch.arange(ids.shape[0], device=device)[:, None].expand_as(ids)[select]
+    return BatchTensors(ids, mask, select, targets, seq_index)
+
+
+def divergence(log_p: Any, log_q: Any) -> Any:
+    """Per-row KL(p || q) from float32 log-probabilities [M, V]."""
+    return (log_p.exp() * (log_p - log_q)).sum(-1)
+
+
+def aggregate_barrier(
+    kl: Any, seq_index: Any, n_seqs: int, aggregator: Aggregator, tau: float, level: str
+) -> tuple[Any, Any]:
+    """(penalty, D values): per sequence mean of relu(D_i - tau), or relu(D - tau) over the batch."""
+    import torch
+
+    if level == "batch":
+        d = aggregator.aggregate(kl).reshape(1)
+    else:
+        d = torch.stack([aggregator.aggregate(kl[seq_index == i]) for i in range(n_seqs)])
+    return torch.relu(d - tau).mean(), d
+
+
+def spectral_penalty(pairs: list[tuple[Any, Any, float]]) -> Any:
+    """sum over LoRA layers of the squared spectral norm of scaling * B @ A, via QR (r x r, cheap)."""
+    import torch
+
+    total = None
+    for a, b, scaling in pairs:
+        _, rb = torch.linalg.qr(b.float())
+        _, ra = torch.linalg.qr(a.float().T)
+        s = torch.linalg.matrix_norm(scaling * rb @ ra.T, ord=2) ** 2
+        total = s if total is None else total + s
+    return total if total is not None else torch.zeros(())
+
+
+@dataclass
+class HealSettings:
+    regulariser: str  # kl_rev | kl_fwd | nll
+    reference: str  # prev | base
+    level: str  # sequence | batch
+    lam: float
+    tau: float
+    spectral: float
+    weight_decay: float
+    epochs: int
+    lr: float
+    batch_size: int
+    max_grad_norm: float
+
+
+def heal_round(
+    stack: Any,
+    tokenizer: Any,
+    completions: Sequence[Completion],
+    settings: HealSettings,
+    aggregator: Aggregator,
+    params: list[Any],
+    seed: int,
+    round_index: int,
+    progress: Any = None,
+) -> dict[str, float]:
+    """Train ``params`` (the current adapter) in place; return heal statistics of the last epoch."""
+    import torch
+
+    model = stack.model
+    device = next(model.parameters()).device
+    control = settings.regulariser == "nll"
+    lam = 0.0 if control else settings.lam
+    spectral = 0.0 if control else settings.spectral
+    wd = 0.0 if control else settings.weight_decay
+    reverse = settings.regulariser != "kl_fwd"
+    optimizer = torch.optim.AdamW(params, lr=settings.lr, weight_decay=wd)
+    _train_lora_dropout_only(model)
+    n = len(completions)
+    steps_per_epoch = -(-n // settings.batch_size)
+    stats: dict[str, list[float]] = {}
+    try:
+        for epoch in range(settings.epochs):
+            order = torch.randperm(n, generator=torch_generator(seed, "heal", round_index, epoch)).tolist()
+            stats = {"nll": [], "kl": [], "d": [], "active": [], "loss": [], "spectral": []}
+            for step in range(steps_per_epoch):
+                batch = [completions[i] for i in order[step * settings.batch_size : (step + 1) * settings.batch_size]]
+                bt = batch_tensors(batch, tokenizer, device)
+                logits = model(input_ids=bt.ids, attention_mask=bt.mask).logits
+                log_s = torch.log_softmax(logits[bt.select].float(), dim=-1)
+                ref_ctx = stack.disabled() if settings.reference == "base" else stack.only(stack.previous)
+                with torch.no_grad(), ref_ctx as ref_model:
+                    ref_logits = ref_model(input_ids=bt.ids, attention_mask=bt.mask).logits
+                    log_r = torch.log_softmax(ref_logits[bt.select].float(), dim=-1)
+                nll = -log_s.gather(-1, bt.targets[:, None]).mean()
+                kl = divergence(log_s, log_r) if reverse else divergence(log_r, log_s)
+                kl_for_barrier = kl if not control else kl.detach()
+                penalty, d = aggregate_barrier(
+                    kl_for_barrier, bt.seq_index, len(batch), aggregator, settings.tau, settings.level
+                )
+                loss = nll + lam * penalty
+                spec = spectral_penalty(stack.lora_pairs(stack.current)) if spectral > 0 else None
+                if spec is not None:
+                    loss = loss + spectral * spec
+                if not torch.isfinite(loss):
+                    raise RunError(
+                        f"heal: non-finite loss in round {round_index}, epoch {epoch}, step {step} "
+                        f"(nll={nll.item():.4g}, barrier={penalty.item():.4g})",
+                        status="nan",
+                    )
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(params, settings.max_grad_norm)
+                optimizer.step()
+                stats["nll"].append(nll.item())
+                stats["kl"].append(kl.detach().mean().item())
+                stats["d"].extend(d.detach().tolist())
+                stats["active"].extend((d.detach() > settings.tau).float().tolist())
+                stats["loss"].append(loss.item())
+                if spec is not None:
+                    stats["spectral"].append(spec.item())
+                if progress is not None:
+                    progress(epoch, step, steps_per_epoch)
+    finally:
+        model.eval()
+        optimizer.zero_grad(set_to_none=True)
+
+    def mean(xs: list[float]) -> float | None:
+        return sum(xs) / len(xs) if xs else None
+
+    return {
+        "heal_nll": mean(stats["nll"]),
+        "heal_loss": mean(stats["loss"]),
+        "heal_kl": mean(stats["kl"]),
+        "kl_agg": mean(stats["d"]),
+        "barrier_active": mean(stats["active"]) if not control else 0.0,
+        "spectral_norm2": mean(stats["spectral"]),
+        "heal_steps": float(settings.epochs * steps_per_epoch),
+    }
+
+
+def _train_lora_dropout_only(model: Any) -> None:
+    """Eval mode everywhere (no base-model dropout: the reference must be exact) except LoRA dropout."""
+    model.eval()
+    for name, module in model.named_modules():
+        if "lora_dropout" in name:
+            module.train()
+
+
+def sequence_divergences(
+    model: Any,
+    tokenizer: Any,
+    completions: Sequence[Completion],
+    aggregator: Aggregator,
+    reverse: bool,
+    steerer: Any,
+    batch_size: int,
+) -> list[float]:
+    """D_i between the steered and the unsteered model per completion (for matching tau across arms)."""
+    import torch
+
+    device = next(model.parameters()).device
+    out: list[float] = []
+    for start in range(0, len(completions), batch_size):
+        batch = completions[start : start + batch_size]
+        bt = batch_tensors(batch, tokenizer, device)
+        with torch.no_grad():
+            steered = torch.log_softmax(model(input_ids=bt.ids, attention_mask=bt.mask).logits[bt.select].float(), -1)
+            with steerer.paused() if steerer is not None else nullcontext():
+                plain = torch.log_softmax(model(input_ids=bt.ids, attention_mask=bt.mask).logits[bt.select].float(), -1)
+        kl = divergence(steered, plain) if reverse else divergence(plain, steered)
+        for i in range(len(batch)):
+            out.append(float(aggregator.aggregate(kl[bt.seq_index == i])))
+    return out

@@ -1,0 +1,359 @@
+"""One run: one resolved config and one seed, a loop of steer -> dose -> generate -> filter -> heal -> eval.
+
+Metrics rows: ``round`` 0 is the base model before any heal; ``round`` k is the student after k heal rounds.
+The row for round k also carries the round's steering, dose, filter and heal statistics and the
+steered-but-unhealed point (``steered_*``: the student before this round's heal, steered at the dose used).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from ..api import Completion, FilterContext
+from ..config.loading import model_source_name
+from ..config.models import RunConfig
+from ..data import load_data
+from ..errors import RunError, ShlError
+from ..manager import PluginHost
+from ..store import RunStore
+from .adapters import AdapterStack
+from .chat import render_prompt
+from .dose import control_dose
+from .evaluate import evaluate
+from .extract import extract_pairs
+from .filtering import run_filters
+from .generate import clean_generation_config, generate
+from .heal import HealSettings, heal_round, sequence_divergences
+from .layers import decoder_layers, resolve_layers
+from .scoring import EngineScorer
+from .seeds import derive_seed, sample_indices
+from .steering import Steerer
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class RunOutcome:
+    status: str  # complete | stopped | starved | failed | nan
+    message: str
+    rounds: int
+    metrics: list[dict[str, Any]] = field(default_factory=list)
+
+
+def pick_device(spec: str) -> str:
+    import torch
+
+    if spec == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if spec.startswith("cuda") and not torch.cuda.is_available():
+        raise ShlError(f"device: '{spec}' requested but CUDA is not available")
+    return spec
+
+
+def _cosine(a: dict[int, Any], b: dict[int, Any]) -> float:
+    import torch
+
+    va = torch.cat([a[k].flatten().float() for k in sorted(a)])
+    vb = torch.cat([b[k].flatten().float() for k in sorted(b)])
+    return float(torch.nn.functional.cosine_similarity(va, vb, dim=0))
+
+
+def _quantile(values: list[float], q: float) -> float:
+    import torch
+
+    return float(torch.quantile(torch.tensor(values, dtype=torch.float64), q))
+
+
+class Run:
+    """Executes one run, writing to ``store`` (or nowhere, when ``store`` is None)."""
+
+    def __init__(
+        self,
+        cfg: RunConfig,
+        host: PluginHost,
+        store: RunStore | None = None,
+        progress: Progress | None = None,
+        data_root: Path | None = None,
+        meta: dict[str, Any] | None = None,
+        echo: Callable[[str], None] | None = None,
+    ):
+        self.cfg = cfg
+        self.host = host
+        self.store = store
+        self.progress = progress or (lambda stage: None)
+        self.data_root = data_root
+        self.meta = meta or {}
+        self.echo = echo
+        self.metrics: list[dict[str, Any]] = []
+        self.rounds_done = 0
+
+    # ------------------------------------------------------------------ plumbing
+    def log(self, line: str) -> None:
+        if self.store is not None:
+            self.store.log(line)
+        if self.echo is not None:
+            self.echo(line)
+
+    def _record(self, row: dict[str, Any]) -> None:
+        self.metrics.append(row)
+        if self.store is not None:
+            self.store.append_metrics(row)
+            self.host.hook.shl_round_end(run_dir=str(self.store.dir), round=row["round"], metrics=dict(row))
+
+    def _samples(self, rows: list[dict[str, Any]]) -> None:
+        if self.store is not None and rows:
+            self.store.append_samples(rows)
+
+    # ------------------------------------------------------------------ entry point
+    def execute(self) -> RunOutcome:
+        """Run to the end. Run-level problems become an outcome with a status; input errors propagate."""
+        cfg_dict = self.cfg.model_dump(mode="json")
+        if self.store is not None:
+            self.store.start(cfg_dict, {**self.meta, "plugins": self.host.plugin_list()})
+            self.host.hook.shl_run_start(run_dir=str(self.store.dir), config=cfg_dict)
+        try:
+            status, message = self._loop()
+        except RunError as exc:
+            outcome = RunOutcome(exc.status, str(exc), self.rounds_done, self.metrics)
+            if self.store is not None:
+                self.store.fail(exc.status, str(exc), traceback.format_exc())
+            self.log(f"run ended: {exc.status}: {exc}")
+            self._end(outcome)
+            return outcome
+        outcome = RunOutcome(status, message, self.rounds_done, self.metrics)
+        if self.store is not None:
+            self.store.finish(status, message, self.rounds_done)
+        self.log(f"run ended: {status}: {message}")
+        self._end(outcome)
+        return outcome
+
+    def _end(self, outcome: RunOutcome) -> None:
+        if self.store is not None:
+            self.host.hook.shl_run_end(run_dir=str(self.store.dir), status=outcome.status, message=outcome.message)
+
+    # ------------------------------------------------------------------ the method
+    def _components(self) -> None:
+        cfg, reg = self.cfg, self.host.registry
+        self.method = reg.build("steering", cfg.steer.method.name, cfg.steer.method.params)
+        self.filters = [(f.name, reg.build("filter", f.name, f.params)) for f in cfg.filters or []]
+        self.aggregator = reg.build("aggregator", cfg.heal.barrier.aggregator.name, cfg.heal.barrier.aggregator.params)
+        self.schedule = reg.build("schedule", cfg.heal.schedule.name, cfg.heal.schedule.params)
+        self.evaluators = [(e.name, reg.build("evaluator", e.name, e.params)) for e in cfg.eval.evaluators or []]
+        src = model_source_name(reg, cfg.model.name)
+        params = dict(cfg.model.params)
+        if src == "hf" and cfg.model.name != "hf":
+            params["name_or_path"] = cfg.model.name
+        self.source = reg.build("model", src, params)
+
+    def _load(self) -> None:
+        import torch
+
+        cfg = self.cfg
+        torch.manual_seed(derive_seed(cfg.seed, "init"))
+        self.device = pick_device(cfg.device)
+        if self.device == "cpu":
+            torch.set_flush_denormal(True)  # denormal activations slow CPU matmuls by up to 100x
+        self.progress("load model")
+        loaded = self.source.load(self.device, cfg.dtype)
+        self.model, self.tok = loaded.model, loaded.tokenizer
+        self.model.eval()
+        if self.tok.pad_token_id is None:
+            self.tok.pad_token = self.tok.eos_token
+        self.tok.padding_side = "left"
+        if not getattr(self.tok, "chat_template", None):
+            raise ShlError(f"model '{cfg.model.name}': the tokenizer has no chat template")
+        clean_generation_config(self.model, self.tok)
+        self.n_layers = len(decoder_layers(self.model))
+        self.layers = resolve_layers(cfg.steer.layers, self.n_layers, f"model '{cfg.model.name}'")
+        self.data = load_data(cfg.data, self.data_root)
+        self.stack = AdapterStack(self.model, cfg.heal.lora)
+        self.log(
+            f"model {loaded.name} on {self.device} ({cfg.dtype}), {self.n_layers} layers, steering layers "
+            f"{self.layers}; data {self.data.source}"
+        )
+
+    def _prompts(self, pool: list[str], k: int, *keys: object) -> list[tuple[str, list[int]]]:
+        idx = sample_indices(len(pool), k, self.cfg.seed, *keys)
+        return [(pool[i], render_prompt(self.tok, pool[i], self.data.neutral_system)) for i in idx]
+
+    def _eval(self, round_: int, steerer: Steerer | None = None, prefix: str = "") -> dict[str, Any]:
+        cfg = self.cfg
+        scorer = EngineScorer(self.stack.model, self.tok, self.stack, steerer, cfg.eval.batch_size)
+        metrics, samples = evaluate(
+            self.evaluators, self.stack, self.tok, self.data, scorer,
+            seed=cfg.seed, round=round_, max_new_tokens=cfg.eval.max_new_tokens,
+            batch_size=cfg.eval.batch_size, steerer=steerer, prefix=prefix,
+        )
+        self._samples(samples[: max(cfg.eval.samples, 0)])
+        return metrics
+
+    def _loop(self) -> tuple[str, str]:
+        cfg = self.cfg
+        self._components()
+        self._load()
+        self.progress("evaluate base")
+        t0 = time.time()
+        base = self._eval(0)
+        self._record({"round": 0, **base, "wall_s": round(time.time() - t0, 3)})
+        self.log("round 0 (base): " + _fmt(base))
+        vectors0 = None
+        tau = cfg.heal.barrier.tau
+        for i in range(cfg.loop.rounds):
+            t0 = time.time()
+            r = i + 1
+            row: dict[str, Any] = {"round": r}
+            # extract on the current student, unsteered
+            self.progress(f"round {r}: extract")
+            ctx_idx = sample_indices(len(self.data.contexts), cfg.steer.n_contexts, cfg.seed, "extract", i)
+            contexts = [self.data.contexts[j] for j in ctx_idx]
+            pairs = extract_pairs(
+                self.stack.model, self.tok, self.data, contexts, self.layers, cfg.steer.positions, cfg.steer.batch_size
+            )
+            try:
+                vectors = {layer: self.method.fit(p, n).detach() for layer, (p, n) in pairs.items()}
+            except Exception as exc:
+                raise RunError(f"steering method '{cfg.steer.method.name}' raised {type(exc).__name__}: {exc}") from exc
+            for layer, v in vectors.items():
+                if tuple(v.shape) != (pairs[layer][0].shape[1],) or not bool(v.isfinite().all()):
+                    raise RunError(
+                        f"steering method '{cfg.steer.method.name}' returned a vector of shape {tuple(v.shape)} "
+                        f"(finite: {bool(v.isfinite().all())}) for layer {layer}; expected ({pairs[layer][0].shape[1]},)"
+                    )
+            vectors = {k: v.to(self.device) for k, v in vectors.items()}
+            vectors0 = vectors0 or vectors
+            row["vector_norm"] = float(sum(float(v.norm()) ** 2 for v in vectors.values()) ** 0.5)
+            row["cos_r0"] = _cosine(vectors, vectors0)
+            if self.store is not None:
+                self.store.save_vectors(i, vectors)
+
+            steerer = Steerer(self.method, vectors, 0.0)
+            scorer = EngineScorer(self.stack.model, self.tok, self.stack, steerer, cfg.generate.batch_size)
+            fctx = FilterContext(scorer=scorer, tokenizer=self.tok, data=self.data)
+            kept: list[Completion] = []
+            dropped_example: dict[str, Any] | None = None
+            kept_example: dict[str, Any] | None = None
+            total = 0
+            drops: dict[str, int] = {}
+            with steerer.installed(self.stack.model):
+
+                def sample(prompts, coeff, *keys):
+                    steerer.coeff = coeff
+                    comps = generate(
+                        self.stack.model, self.tok, prompts, max_new_tokens=cfg.generate.max_new_tokens,
+                        temperature=cfg.generate.temperature, top_p=cfg.generate.top_p,
+                        batch_size=cfg.generate.batch_size, seed=derive_seed(cfg.seed, *keys), steerer=steerer,
+                    )
+                    with steerer.paused():
+                        res = run_filters(self.filters, comps, fctx)
+                    return comps, res
+
+                # dose
+                self.progress(f"round {r}: dose")
+                probe_prompts = self._prompts(self.data.prompts, cfg.dose.probe_prompts, "probe", i)
+                probe_runs: dict[float, Any] = {}
+
+                def probe(kappa: float):
+                    comps, res = sample(probe_prompts, kappa * cfg.dose.scale, "probe-sample", i)
+                    probe_runs[kappa] = (comps, res)
+                    return res.kept / max(len(comps), 1), [c for c, k in zip(comps, res.keep) if k], len(comps)
+
+                dose = control_dose(
+                    probe, cfg.dose.kappa_min, cfg.dose.kappa_max, cfg.dose.target, cfg.dose.steps, cfg.dose.controller
+                )
+                kappa = dose.kappa
+                row.update(kappa=kappa, coeff=kappa * cfg.dose.scale, probe_survival=dose.survival,
+                           dose_reached=float(dose.reached), dose_probes=float(len(dose.trace)))
+                self.log(
+                    f"round {r}: dose trace " + ", ".join(f"kappa={k:.3g}: {s:.2f}" for k, s in dose.trace)
+                    + f" -> kappa={kappa:.3g}" + ("" if dose.reached else " (target not reached)")
+                )
+                comps, res = probe_runs[kappa]
+                batches = [(comps, res)]
+                # generate at each alpha
+                for a, alpha in enumerate(cfg.generate.alphas):
+                    self.progress(f"round {r}: generate (alpha {alpha:g})")
+                    prompts = self._prompts(self.data.prompts, cfg.generate.n_prompts, "generate", i, a)
+                    batches.append(sample(prompts, kappa * alpha * cfg.dose.scale, "generate-sample", i, a))
+                samples = []
+                for comps, res in batches:
+                    total += len(comps)
+                    for name, n in res.drops().items():
+                        drops[name] = drops.get(name, 0) + n
+                    for j, c in enumerate(comps):
+                        info = {"user": c.user, "text": c.text, "finished": c.finished, "filters": res.per_completion(j)}
+                        if res.keep[j]:
+                            kept.append(c)
+                            kept_example = kept_example or info
+                        else:
+                            dropped_example = dropped_example or info
+                for kind, ex in (("steered_kept", kept_example), ("steered_dropped", dropped_example)):
+                    if ex is not None:
+                        samples.append({"kind": kind, "round": r, **ex})
+                        self.log(f"round {r}: {kind} sample: {ex['text'][:300]!r}")
+                self._samples(samples)
+                row.update(kept=len(kept), total=total, keep_share=len(kept) / max(total, 1))
+                row.update({f"drop_{k}": v for k, v in drops.items()})
+                self.log(f"round {r}: kept {len(kept)}/{total}; drops by filter: {drops}")
+
+                # the steered, unhealed point at the dose used
+                steerer.coeff = kappa * cfg.dose.scale
+                if cfg.eval.steered and self.evaluators:
+                    self.progress(f"round {r}: evaluate steered")
+                    row.update(self._eval(r, steerer, prefix="steered_"))
+
+                if len(kept) < cfg.loop.min_kept:
+                    row["wall_s"] = round(time.time() - t0, 3)
+                    self._record(row)
+                    return "starved", (
+                        f"round {r}: only {len(kept)} of {total} completions survived the filters "
+                        f"(loop.min_kept={cfg.loop.min_kept})"
+                    )
+                if cfg.heal.barrier.tau_mode == "matched" and i == 0 and cfg.heal.regulariser != "nll":
+                    ds = sequence_divergences(
+                        self.stack.model, self.tok, kept, self.aggregator, cfg.heal.regulariser != "kl_fwd",
+                        steerer, cfg.heal.batch_size,
+                    )
+                    tau = _quantile(ds, cfg.heal.barrier.tau_quantile)
+                    self.log(f"round {r}: matched tau = q{cfg.heal.barrier.tau_quantile} of {len(ds)} D values = {tau:.4g}")
+
+            # heal (unsteered)
+            self.progress(f"round {r}: heal")
+            lam = float(self.schedule.lam(i, cfg.heal.lam))
+            if not math.isfinite(lam) or lam < 0:
+                raise RunError(f"schedule '{cfg.heal.schedule.name}' returned lam={lam} for round index {i}")
+            params = self.stack.new_round()
+            settings = HealSettings(
+                regulariser=cfg.heal.regulariser, reference=cfg.heal.barrier.reference, level=cfg.heal.barrier.level,
+                lam=lam, tau=tau, spectral=cfg.heal.spectral, weight_decay=cfg.heal.weight_decay,
+                epochs=cfg.heal.epochs, lr=cfg.heal.lr, batch_size=cfg.heal.batch_size,
+                max_grad_norm=cfg.heal.max_grad_norm,
+            )
+            stats = heal_round(self.stack, self.tok, kept, settings, self.aggregator, params, cfg.seed, i)
+            self.stack.fold()
+            row.update(stats, lam=lam if cfg.heal.regulariser != "nll" else 0.0, tau=tau)
+            if self.store is not None:
+                self.stack.save(str(self.store.adapters_dir()))
+
+            # evaluate the healed student, unsteered
+            self.progress(f"round {r}: evaluate")
+            row.update(self._eval(r))
+            row["wall_s"] = round(time.time() - t0, 3)
+            self._record(row)
+            self.rounds_done = r
+            self.log(f"round {r}: " + _fmt(row))
+            floor = cfg.loop.coherence_floor
+            value = row.get(cfg.loop.coherence_metric)
+            if floor is not None and value is not None and value < floor:
+                return "stopped", f"round {r}: {cfg.loop.coherence_metric}={value:.3g} fell below the floor {floor}"
+        return "complete", f"{cfg.loop.rounds} rounds"
+
+
+def _fmt(row: dict[str, Any]) -> str:
+    keys = [k for k in ("trait", "coherence", "steered_trait", "steered_coherence", "kappa", "kept", "heal_nll",
+                        "barrier_active", "kl_agg", "cos_r0") if row.get(k) is not None]
+    return ", ".join(f"{k}={row[k]:.4g}" if isinstance(row[k], float) else f"{k}={row[k]}" for k in keys)

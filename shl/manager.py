@@ -1,0 +1,136 @@
+"""The plugin manager: finds plugins through the ``shl`` entry-point group and builds the registry.
+
+Each entry point loads in its own try/except, so one broken plugin is reported (``shl plugins`` lists it,
+and a warning is logged) without taking the CLI down. ``SHL_DISABLE_PLUGINS=name1,name2`` skips plugins by
+entry-point name.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import Any, Iterable
+
+import pluggy
+
+from . import hookspecs
+from .registry import Origin, Registry
+
+ENTRY_POINT_GROUP = "shl"
+DISABLE_ENV = "SHL_DISABLE_PLUGINS"
+
+REGISTRATION_HOOKS = (
+    "shl_register_steering_methods",
+    "shl_register_filters",
+    "shl_register_aggregators",
+    "shl_register_schedules",
+    "shl_register_evaluators",
+    "shl_register_models",
+)
+
+log = logging.getLogger("shl.plugins")
+
+
+@dataclass
+class PluginHost:
+    """A pluggy manager, the registry built from it, and what failed to load."""
+
+    pm: pluggy.PluginManager
+    registry: Registry
+    origins: dict[str, Origin] = field(default_factory=dict)
+    failures: list[dict[str, str]] = field(default_factory=list)
+    disabled: list[str] = field(default_factory=list)
+
+    @property
+    def hook(self) -> Any:
+        return self.pm.hook
+
+    def plugin_list(self) -> list[dict[str, str]]:
+        """The loaded plugins (name, distribution, version): recorded with every run."""
+        return [
+            {"plugin": o.plugin, "distribution": o.distribution, "version": o.version}
+            for o in sorted(self.origins.values(), key=lambda o: o.plugin)
+        ]
+
+
+def disabled_plugins() -> set[str]:
+    return {p.strip() for p in os.environ.get(DISABLE_ENV, "").split(",") if p.strip()}
+
+
+def _entry_points() -> Iterable[metadata.EntryPoint]:
+    return metadata.entry_points(group=ENTRY_POINT_GROUP)
+
+
+def make_host(extra_plugins: Iterable[tuple[str, object]] = (), entry_points: bool = True) -> PluginHost:
+    """Build a fresh plugin host.
+
+    ``extra_plugins`` are ``(name, module_or_object)`` pairs registered in addition to (or, with
+    ``entry_points=False``, instead of) the installed entry points: tests use this to get an isolated host.
+    """
+    pm = pluggy.PluginManager("shl")
+    pm.add_hookspecs(hookspecs)
+    host = PluginHost(pm=pm, registry=Registry())
+    skip = disabled_plugins()
+    if entry_points:
+        for ep in _entry_points():
+            if ep.name in skip:
+                host.disabled.append(ep.name)
+                continue
+            dist = getattr(ep, "dist", None)
+            origin = Origin(ep.name, dist.metadata["Name"] if dist else "", dist.version if dist else "")
+            try:
+                plugin = ep.load()
+                pm.register(plugin, name=ep.name)
+            except Exception as exc:  # a broken plugin must not take the host down
+                _record_failure(host, origin, f"failed to load: {type(exc).__name__}: {exc}")
+                continue
+            host.origins[ep.name] = origin
+    for name, plugin in extra_plugins:
+        if name in skip:
+            host.disabled.append(name)
+            continue
+        try:
+            pm.register(plugin, name=name)
+        except Exception as exc:
+            _record_failure(host, Origin(name), f"failed to register: {type(exc).__name__}: {exc}")
+            continue
+        host.origins[name] = Origin(name, "", "")
+    _build_registry(host)
+    return host
+
+
+def _record_failure(host: PluginHost, origin: Origin, message: str) -> None:
+    host.failures.append({"plugin": origin.plugin, "distribution": origin.distribution, "error": message})
+    log.warning("shl plugin '%s' %s", origin.plugin, message)
+
+
+def _build_registry(host: PluginHost) -> None:
+    for hook_name in REGISTRATION_HOOKS:
+        for impl in getattr(host.pm.hook, hook_name).get_hookimpls():
+            origin = host.origins.get(impl.plugin_name, Origin(impl.plugin_name))
+
+            def register(cls: type, _origin: Origin = origin) -> None:
+                host.registry.add(cls, _origin)
+
+            try:
+                impl.function(register=register)
+            except Exception as exc:
+                _record_failure(host, origin, f"failed in {hook_name}: {type(exc).__name__}: {exc}")
+
+
+_default_host: PluginHost | None = None
+
+
+def get_host() -> PluginHost:
+    """The process-wide host over the installed plugins (built on first use)."""
+    global _default_host
+    if _default_host is None:
+        _default_host = make_host()
+    return _default_host
+
+
+def reset_host() -> None:
+    global _default_host
+    _default_host = None
