@@ -8,8 +8,12 @@ switch here saves and restores the flags.
 
 from __future__ import annotations
 
+import warnings
 from contextlib import contextmanager
 from typing import Any, Iterator
+
+# PEFT still calls a transformers property that transformers 5 deprecates; nothing for users to act on.
+warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
 
 
 class AdapterStack:

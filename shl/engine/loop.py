@@ -103,7 +103,7 @@ class Run:
         self.metrics.append(row)
         if self.store is not None:
             self.store.append_metrics(row)
-            self.host.hook.shl_round_end(run_dir=str(self.store.dir), round=row["round"], metrics=dict(row))
+            self._observe("shl_round_end", round=row["round"], metrics=dict(row))
 
     def _samples(self, rows: list[dict[str, Any]]) -> None:
         if self.store is not None and rows:
@@ -115,7 +115,7 @@ class Run:
         cfg_dict = self.cfg.model_dump(mode="json")
         if self.store is not None:
             self.store.start(cfg_dict, {**self.meta, "plugins": self.host.plugin_list()})
-            self.host.hook.shl_run_start(run_dir=str(self.store.dir), config=cfg_dict)
+            self._observe("shl_run_start", config=cfg_dict)
         try:
             status, message = self._loop()
         except RunError as exc:
@@ -134,7 +134,14 @@ class Run:
 
     def _end(self, outcome: RunOutcome) -> None:
         if self.store is not None:
-            self.host.hook.shl_run_end(run_dir=str(self.store.dir), status=outcome.status, message=outcome.message)
+            self._observe("shl_run_end", status=outcome.status, message=outcome.message)
+
+    def _observe(self, hook: str, **kwargs: Any) -> None:
+        """Call an observer hook; a tracker that raises is logged, never allowed to change the run."""
+        try:
+            getattr(self.host.hook, hook)(run_dir=str(self.store.dir), **kwargs)
+        except Exception as exc:
+            self.log(f"warning: observer hook {hook} raised {type(exc).__name__}: {exc}")
 
     # ------------------------------------------------------------------ the method
     def _components(self) -> None:
@@ -158,6 +165,9 @@ class Run:
         self.device = pick_device(cfg.device)
         if self.device == "cpu":
             torch.set_flush_denormal(True)  # denormal activations slow CPU matmuls by up to 100x
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
         self.progress("load model")
         loaded = self.source.load(self.device, cfg.dtype)
         self.model, self.tok = loaded.model, loaded.tokenizer

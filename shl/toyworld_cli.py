@@ -1,0 +1,195 @@
+"""``shl toyworld build|info|sweep``: the embedded toy world from the command line.
+
+The sweep measures exactly what the steer step relies on: trait and coherence of the unhealed model steered
+by a mean-diff vector (prompt_mean positions) at increasing coefficients, next to a random vector of the same
+norm (the control: it should move coherence, not the trait).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from .errors import ShlError
+
+DEFAULT_COEFFS = [0.0, 2.0, 4.0, 6.0, 8.0, 12.0, 16.0, 24.0]
+DEFAULT_LAYER = 1
+
+
+def toyworld_command(args) -> int:
+    if args.toy_command is None:
+        raise ShlError("toyworld: choose an action: build, info or sweep (see shl toyworld --help)")
+    return {"build": _build, "info": _info, "sweep": _sweep}[args.toy_command](args)
+
+
+def _train_module():
+    from shl_plugins.toyworld import train
+
+    return train
+
+
+def _build(args) -> int:
+    train = _train_module()
+    cached = train.is_cached(args.variant, args.seed)
+    t0 = time.time()
+    path = train.ensure_model(args.variant, args.seed, verbose=True)
+    info = json.loads((path / "info.json").read_text())
+    what = "found in the cache" if cached else f"trained in {time.time() - t0:.0f}s"
+    print(f"toy model ({args.variant}, seed {args.seed}) {what}: {path}")
+    print(f"  parameters {info.get('params', info.get('n_params', '?'))}, final training loss "
+          f"{info.get('final_loss', info.get('loss', '?'))}")
+    return 0
+
+
+def _info(args) -> int:
+    train = _train_module()
+    from shl_plugins.toyworld import world
+
+    path = train.model_dir(args.variant, args.seed)
+    print(f"world version   {world.WORLD_VERSION}")
+    print(f"cache root      {train.cache_root()}  (override with SHL_CACHE_DIR)")
+    print(f"model directory {path}")
+    if not train.is_cached(args.variant, args.seed):
+        print("status          not built yet (shl toyworld build, or any run on the toy world, trains it)")
+        return 0
+    info = json.loads((path / "info.json").read_text())
+    size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    print(f"status          cached, {size / 1e6:.1f} MB on disk")
+    for key, value in info.items():
+        if isinstance(value, (dict, list)):
+            value = json.dumps(value)
+        print(f"{key:<15} {value}")
+    return 0
+
+
+def _parse_layer(text: str | None) -> int | float:
+    if text is None:
+        return DEFAULT_LAYER
+    try:
+        return int(text)
+    except ValueError:
+        try:
+            return float(text)
+        except ValueError:
+            raise ShlError(f"--layer: expected an index or a fraction, got {text!r}") from None
+
+
+def sweep(variant: str = "default", seed: int = 0, coeffs: list[float] | None = None, layer: int | float = DEFAULT_LAYER,
+          n_prompts: int = 200, n_contexts: int = 64, max_new_tokens: int = 64, progress=None) -> list[dict[str, Any]]:
+    """Rows of (coeff, vector kind, trait, trait_se, coherence, coherence_se) on the toy model."""
+    import torch
+
+    from .data import load_data
+    from .engine.chat import render_prompt
+    from .engine.extract import extract_pairs
+    from .engine.generate import clean_generation_config, generate
+    from .engine.layers import decoder_layers, resolve_layers
+    from .engine.seeds import derive_seed, torch_generator
+    from .engine.steering import Steerer
+    from .manager import get_host
+    from shl_plugins.toyworld.evaluator import exact_metrics
+
+    from transformers.utils import logging as hf_logging
+
+    torch.set_flush_denormal(True)
+    hf_logging.disable_progress_bar()
+    reg = get_host().registry
+    loaded = reg.build("model", "toyworld", {"variant": variant, "seed": seed}).load("cpu", "float32")
+    model, tok = loaded.model, loaded.tokenizer
+    clean_generation_config(model, tok)
+    data = load_data("builtin:toyworld.yaml")
+    layers = resolve_layers([layer], len(decoder_layers(model)), "the toy model")
+    contexts = data.contexts[:n_contexts]
+    pos, neg = extract_pairs(model, tok, data, contexts, layers, "prompt_mean", 64)[layers[0]]
+    method = reg.build("steering", "mean_diff", {})
+    v = method.fit(pos, neg)
+    r = torch.randn(v.shape, generator=torch_generator(seed, "sweep-random"))
+    r = r / r.norm() * v.norm()
+    prompts = [(u, render_prompt(tok, u, data.neutral_system)) for u in data.eval_prompts[:n_prompts]]
+    rows = []
+    for c in coeffs if coeffs is not None else DEFAULT_COEFFS:
+        for kind, vec in (("mean_diff", v), ("random", r)):
+            if c == 0.0 and kind == "random":
+                continue
+            steerer = Steerer(method, {layers[0]: vec}, c)
+            with steerer.installed(model):
+                comps = generate(model, tok, prompts, max_new_tokens=max_new_tokens, batch_size=100,
+                                 seed=derive_seed(seed, "sweep", c), steerer=steerer)
+            m = exact_metrics(comps)
+            rows.append({"coeff": c, "vector": kind, "layer": layers[0], "vector_norm": float(v.norm()), **m})
+            if progress:
+                progress(rows[-1])
+    return rows
+
+
+def _sweep(args) -> int:
+    coeffs = None
+    if args.coeffs:
+        try:
+            coeffs = [float(x) for x in args.coeffs.split(",") if x.strip()]
+        except ValueError:
+            raise ShlError(f"--coeffs: expected comma-separated numbers, got {args.coeffs!r}") from None
+    layer = _parse_layer(args.layer)
+    from rich.console import Console
+
+    con = Console(highlight=False, stderr=True)
+    with con.status("sweeping") as status:
+        rows = sweep(args.variant, args.seed, coeffs, layer, args.prompts,
+                     progress=lambda row: status.update(f"coefficient {row['coeff']:g} ({row['vector']})"))
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        print(format_sweep(rows, args.prompts))
+    if args.plot:
+        plot_sweep(rows, Path(args.plot))
+        print(f"plot written to {args.plot}")
+    return 0
+
+
+def format_sweep(rows: list[dict[str, Any]], n: int) -> str:
+    by = {(r["coeff"], r["vector"]): r for r in rows}
+    coeffs = sorted({r["coeff"] for r in rows})
+    layer = rows[0]["layer"] if rows else "?"
+    lines = [
+        f"Toy world dose sweep: layer {layer}, mean-diff vector (norm {rows[0]['vector_norm']:.3g}) vs a random "
+        f"vector of the same norm; {n} held-out prompts per cell, exact grammar; +- one standard error.",
+        "",
+        "| coeff | trait (mean-diff) | coherence (mean-diff) | trait (random) | coherence (random) |",
+        "|---:|---:|---:|---:|---:|",
+    ]
+    for c in coeffs:
+        cells = [f"{c:g}"]
+        for kind in ("mean_diff", "random"):
+            r = by.get((c, kind)) or (by.get((c, "mean_diff")) if c == 0.0 else None)
+            if r is None:
+                cells += ["", ""]
+            else:
+                cells += [f"{r['trait']:.3f} +- {r['trait_se']:.3f}", f"{r['coherence']:.3f} +- {r['coherence_se']:.3f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def plot_sweep(rows: list[dict[str, Any]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.5), sharex=True)
+    for ax, metric in zip(axes, ("trait", "coherence")):
+        for kind, style in (("mean_diff", "o-"), ("random", "s--")):
+            rs = sorted([r for r in rows if r["vector"] == kind or (kind == "random" and r["coeff"] == 0.0)],
+                        key=lambda r: r["coeff"])
+            ax.errorbar([r["coeff"] for r in rs], [r[metric] for r in rs], yerr=[r[f"{metric}_se"] for r in rs],
+                        fmt=style, capsize=3, label=kind)
+        ax.set_xlabel("steering coefficient")
+        ax.set_ylabel(metric)
+        ax.set_ylim(-0.02, 1.02)
+        ax.grid(alpha=0.3)
+    axes[0].legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
