@@ -66,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where runs execute (default: the experiment's, else inprocess)")
     p.add_argument("--ray-address", default=None, help="Ray cluster address (default: RAY_ADDRESS or local)")
     p.add_argument("--no-report", action="store_true", help="skip the comparison report at the end")
+    p.add_argument("--no-share", action="store_true",
+                   help="do not reuse stages whose inputs are identical across arms (base evaluation, round 1 up "
+                   "to the heal); each run computes everything itself")
 
     p = sub.add_parser("report", help="write comparison tables and figures from stored results")
     p.add_argument("directory", help="an ablation output directory")

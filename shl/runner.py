@@ -135,7 +135,8 @@ def execute(plan: Plan, pending: list[PlannedRun], args, host, con) -> list[tupl
         meta = {"experiment": plan.exp.name, "arm": run.arm, "seed": run.seed, "config_hash": run.hash,
                 "experiment_file": str(plan.path)}
         tasks.append(RunTask(str(store.dir), run.config.model_dump(mode="json"), meta,
-                             str(plan.path.parent.resolve()), f"{run.arm} seed {run.seed}"))
+                             str(plan.path.parent.resolve()), f"{run.arm} seed {run.seed}",
+                             None if args.no_share else str((plan.out / "shared").resolve())))
     results: list[tuple[RunTask, RunResult]] = []
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TextColumn("{task.fields[stage]}"))

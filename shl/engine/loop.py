@@ -8,6 +8,7 @@ steered-but-unhealed point (``steered_*``: the student before this round's heal,
 from __future__ import annotations
 
 import math
+import os
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -70,7 +71,12 @@ def _quantile(values: list[float], q: float) -> float:
 
 
 class Run:
-    """Executes one run, writing to ``store`` (or nowhere, when ``store`` is None)."""
+    """Executes one run, writing to ``store`` (or nowhere, when ``store`` is None).
+
+    ``shared_dir``: a stage cache. The base evaluation and round 1 up to the heal read only the config minus
+    ``heal``/``loop``, so runs that agree on the rest (arms of a heal ablation, same seed) compute them once.
+    Every random stream is derived from (seed, stage), so a cached stage equals a recomputed one.
+    """
 
     def __init__(
         self,
@@ -81,6 +87,7 @@ class Run:
         data_root: Path | None = None,
         meta: dict[str, Any] | None = None,
         echo: Callable[[str], None] | None = None,
+        shared_dir: str | Path | None = None,
     ):
         self.cfg = cfg
         self.host = host
@@ -89,6 +96,7 @@ class Run:
         self.data_root = data_root
         self.meta = meta or {}
         self.echo = echo
+        self.shared_dir = shared_dir
         self.metrics: list[dict[str, Any]] = []
         self.rounds_done = 0
 
@@ -191,7 +199,7 @@ class Run:
         idx = sample_indices(len(pool), k, self.cfg.seed, *keys)
         return [(pool[i], render_prompt(self.tok, pool[i], self.data.neutral_system)) for i in idx]
 
-    def _eval(self, round_: int, steerer: Steerer | None = None, prefix: str = "") -> dict[str, Any]:
+    def _eval(self, round_: int, steerer: Steerer | None = None, prefix: str = "") -> tuple[dict[str, Any], list]:
         cfg = self.cfg
         scorer = EngineScorer(self.stack.model, self.tok, self.stack, steerer, cfg.eval.batch_size)
         metrics, samples = evaluate(
@@ -199,8 +207,7 @@ class Run:
             seed=cfg.seed, round=round_, max_new_tokens=cfg.eval.max_new_tokens,
             batch_size=cfg.eval.batch_size, steerer=steerer, prefix=prefix,
         )
-        self._samples(samples[: max(cfg.eval.samples, 0)])
-        return metrics
+        return metrics, samples[: max(cfg.eval.samples, 0)]
 
     def _loop(self) -> tuple[str, str]:
         cfg = self.cfg
@@ -208,7 +215,13 @@ class Run:
         self._load()
         self.progress("evaluate base")
         t0 = time.time()
-        base = self._eval(0)
+        shared = self._shared_load()
+        if shared is not None:
+            base, base_samples = shared["base"], shared["base_samples"]
+            self.log("round 0 and round 1 up to the heal: reused from the shared stage cache")
+        else:
+            base, base_samples = self._eval(0)
+        self._samples(base_samples)
         self._record({"round": 0, **base, "wall_s": round(time.time() - t0, 3)})
         self.log("round 0 (base): " + _fmt(base))
         vectors0 = None
@@ -216,126 +229,48 @@ class Run:
         for i in range(cfg.loop.rounds):
             t0 = time.time()
             r = i + 1
-            row: dict[str, Any] = {"round": r}
-            # extract on the current student, unsteered
-            self.progress(f"round {r}: extract")
-            ctx_idx = sample_indices(len(self.data.contexts), cfg.steer.n_contexts, cfg.seed, "extract", i)
-            contexts = [self.data.contexts[j] for j in ctx_idx]
-            pairs = extract_pairs(
-                self.stack.model, self.tok, self.data, contexts, self.layers, cfg.steer.positions, cfg.steer.batch_size
-            )
-            try:
-                vectors = {layer: self.method.fit(p, n).detach() for layer, (p, n) in pairs.items()}
-            except Exception as exc:
-                raise RunError(f"steering method '{cfg.steer.method.name}' raised {type(exc).__name__}: {exc}") from exc
-            for layer, v in vectors.items():
-                if tuple(v.shape) != (pairs[layer][0].shape[1],) or not bool(v.isfinite().all()):
-                    raise RunError(
-                        f"steering method '{cfg.steer.method.name}' returned a vector of shape {tuple(v.shape)} "
-                        f"(finite: {bool(v.isfinite().all())}) for layer {layer}; expected ({pairs[layer][0].shape[1]},)"
-                    )
-            vectors = {k: v.to(self.device) for k, v in vectors.items()}
+            if i == 0 and shared is not None:
+                row, vectors, kept, samples = shared["row"], shared["vectors"], shared["kept"], shared["samples"]
+                vectors = {k: v.to(self.device) for k, v in vectors.items()}
+            else:
+                row, vectors, kept, samples = self._steer(i)
+                if i == 0:
+                    self._shared_save(base, base_samples, row, vectors, kept, samples)
             vectors0 = vectors0 or vectors
-            row["vector_norm"] = float(sum(float(v.norm()) ** 2 for v in vectors.values()) ** 0.5)
             row["cos_r0"] = _cosine(vectors, vectors0)
             if self.store is not None:
                 self.store.save_vectors(i, vectors)
-
-            steerer = Steerer(self.method, vectors, 0.0)
-            scorer = EngineScorer(self.stack.model, self.tok, self.stack, steerer, cfg.generate.batch_size)
-            fctx = FilterContext(scorer=scorer, tokenizer=self.tok, data=self.data)
-            kept: list[Completion] = []
-            dropped_example: dict[str, Any] | None = None
-            kept_example: dict[str, Any] | None = None
-            total = 0
-            drops: dict[str, int] = {}
-            with steerer.installed(self.stack.model):
-
-                def sample(prompts, coeff, *keys):
-                    steerer.coeff = coeff
-                    comps = generate(
-                        self.stack.model, self.tok, prompts, max_new_tokens=cfg.generate.max_new_tokens,
-                        temperature=cfg.generate.temperature, top_p=cfg.generate.top_p,
-                        batch_size=cfg.generate.batch_size, seed=derive_seed(cfg.seed, *keys), steerer=steerer,
-                    )
-                    with steerer.paused():
-                        res = run_filters(self.filters, comps, fctx)
-                    return comps, res
-
-                # dose
-                self.progress(f"round {r}: dose")
-                probe_prompts = self._prompts(self.data.prompts, cfg.dose.probe_prompts, "probe", i)
-                probe_runs: dict[float, Any] = {}
-
-                def probe(kappa: float):
-                    comps, res = sample(probe_prompts, kappa * cfg.dose.scale, "probe-sample", i)
-                    probe_runs[kappa] = (comps, res)
-                    return res.kept / max(len(comps), 1), [c for c, k in zip(comps, res.keep) if k], len(comps)
-
-                dose = control_dose(
-                    probe, cfg.dose.kappa_min, cfg.dose.kappa_max, cfg.dose.target, cfg.dose.steps, cfg.dose.controller
+            self._samples(samples)
+            for s in samples:
+                if s["kind"].startswith("steered_") and "evaluator" not in s:
+                    self.log(f"round {r}: {s['kind']} sample: {s['text'][:300]!r}")
+            self.log(f"round {r}: kept {row['kept']}/{row['total']}; drops by filter: "
+                     + str({k[5:]: v for k, v in row.items() if k.startswith("drop_")}))
+            if len(kept) < cfg.loop.min_kept:
+                row["wall_s"] = round(time.time() - t0, 3)
+                self._record(row)
+                return "starved", (
+                    f"round {r}: only {len(kept)} of {row['total']} completions survived the filters "
+                    f"(loop.min_kept={cfg.loop.min_kept})"
                 )
-                kappa = dose.kappa
-                row.update(kappa=kappa, coeff=kappa * cfg.dose.scale, probe_survival=dose.survival,
-                           dose_reached=float(dose.reached), dose_probes=float(len(dose.trace)))
-                self.log(
-                    f"round {r}: dose trace " + ", ".join(f"kappa={k:.3g}: {s:.2f}" for k, s in dose.trace)
-                    + f" -> kappa={kappa:.3g}" + ("" if dose.reached else " (target not reached)")
-                )
-                comps, res = probe_runs[kappa]
-                batches = [(comps, res)]
-                # generate at each alpha
-                for a, alpha in enumerate(cfg.generate.alphas):
-                    self.progress(f"round {r}: generate (alpha {alpha:g})")
-                    prompts = self._prompts(self.data.prompts, cfg.generate.n_prompts, "generate", i, a)
-                    batches.append(sample(prompts, kappa * alpha * cfg.dose.scale, "generate-sample", i, a))
-                samples = []
-                for comps, res in batches:
-                    total += len(comps)
-                    for name, n in res.drops().items():
-                        drops[name] = drops.get(name, 0) + n
-                    for j, c in enumerate(comps):
-                        info = {"user": c.user, "text": c.text, "finished": c.finished, "filters": res.per_completion(j)}
-                        if res.keep[j]:
-                            kept.append(c)
-                            kept_example = kept_example or info
-                        else:
-                            dropped_example = dropped_example or info
-                for kind, ex in (("steered_kept", kept_example), ("steered_dropped", dropped_example)):
-                    if ex is not None:
-                        samples.append({"kind": kind, "round": r, **ex})
-                        self.log(f"round {r}: {kind} sample: {ex['text'][:300]!r}")
-                self._samples(samples)
-                row.update(kept=len(kept), total=total, keep_share=len(kept) / max(total, 1))
-                row.update({f"drop_{k}": v for k, v in drops.items()})
-                self.log(f"round {r}: kept {len(kept)}/{total}; drops by filter: {drops}")
-
-                # the steered, unhealed point at the dose used
-                steerer.coeff = kappa * cfg.dose.scale
-                if cfg.eval.steered and self.evaluators:
-                    self.progress(f"round {r}: evaluate steered")
-                    row.update(self._eval(r, steerer, prefix="steered_"))
-
-                if len(kept) < cfg.loop.min_kept:
-                    row["wall_s"] = round(time.time() - t0, 3)
-                    self._record(row)
-                    return "starved", (
-                        f"round {r}: only {len(kept)} of {total} completions survived the filters "
-                        f"(loop.min_kept={cfg.loop.min_kept})"
-                    )
-                if cfg.heal.barrier.tau_mode == "matched" and i == 0 and cfg.heal.regulariser != "nll":
+            if cfg.heal.barrier.tau_mode == "matched" and i == 0 and cfg.heal.regulariser != "nll":
+                steerer = Steerer(self.method, vectors, row["coeff"])
+                with steerer.installed(self.stack.model):
                     ds = sequence_divergences(
                         self.stack.model, self.tok, kept, self.aggregator, cfg.heal.regulariser != "kl_fwd",
                         steerer, cfg.heal.batch_size,
                     )
-                    tau = _quantile(ds, cfg.heal.barrier.tau_quantile)
-                    self.log(f"round {r}: matched tau = q{cfg.heal.barrier.tau_quantile} of {len(ds)} D values = {tau:.4g}")
+                tau = _quantile(ds, cfg.heal.barrier.tau_quantile)
+                self.log(f"round {r}: matched tau = q{cfg.heal.barrier.tau_quantile} of {len(ds)} D values = {tau:.4g}")
 
             # heal (unsteered)
             self.progress(f"round {r}: heal")
             lam = float(self.schedule.lam(i, cfg.heal.lam))
             if not math.isfinite(lam) or lam < 0:
                 raise RunError(f"schedule '{cfg.heal.schedule.name}' returned lam={lam} for round index {i}")
+            import torch
+
+            torch.manual_seed(derive_seed(cfg.seed, "lora-init", i))
             params = self.stack.new_round()
             settings = HealSettings(
                 regulariser=cfg.heal.regulariser, reference=cfg.heal.barrier.reference, level=cfg.heal.barrier.level,
@@ -351,7 +286,9 @@ class Run:
 
             # evaluate the healed student, unsteered
             self.progress(f"round {r}: evaluate")
-            row.update(self._eval(r))
+            metrics, eval_samples = self._eval(r)
+            row.update(metrics)
+            self._samples(eval_samples)
             row["wall_s"] = round(time.time() - t0, 3)
             self._record(row)
             self.rounds_done = r
@@ -361,6 +298,135 @@ class Run:
             if floor is not None and value is not None and value < floor:
                 return "stopped", f"round {r}: {cfg.loop.coherence_metric}={value:.3g} fell below the floor {floor}"
         return "complete", f"{cfg.loop.rounds} rounds"
+
+    def _steer(self, i: int) -> tuple[dict[str, Any], dict[int, Any], list[Completion], list[dict[str, Any]]]:
+        """Round i up to the heal: extract, dose, generate, filter, and the steered-unhealed evaluation."""
+        cfg = self.cfg
+        r = i + 1
+        row: dict[str, Any] = {"round": r}
+        self.progress(f"round {r}: extract")
+        ctx_idx = sample_indices(len(self.data.contexts), cfg.steer.n_contexts, cfg.seed, "extract", i)
+        contexts = [self.data.contexts[j] for j in ctx_idx]
+        pairs = extract_pairs(
+            self.stack.model, self.tok, self.data, contexts, self.layers, cfg.steer.positions, cfg.steer.batch_size
+        )
+        try:
+            vectors = {layer: self.method.fit(p, n).detach() for layer, (p, n) in pairs.items()}
+        except Exception as exc:
+            raise RunError(f"steering method '{cfg.steer.method.name}' raised {type(exc).__name__}: {exc}") from exc
+        for layer, v in vectors.items():
+            d = pairs[layer][0].shape[1]
+            if tuple(v.shape) != (d,) or not bool(v.isfinite().all()):
+                raise RunError(
+                    f"steering method '{cfg.steer.method.name}' returned a vector of shape {tuple(v.shape)} "
+                    f"(finite: {bool(v.isfinite().all())}) for layer {layer}; expected ({d},)"
+                )
+        vectors = {k: v.to(self.device) for k, v in vectors.items()}
+        row["vector_norm"] = float(sum(float(v.norm()) ** 2 for v in vectors.values()) ** 0.5)
+
+        steerer = Steerer(self.method, vectors, 0.0)
+        scorer = EngineScorer(self.stack.model, self.tok, self.stack, steerer, cfg.generate.batch_size)
+        fctx = FilterContext(scorer=scorer, tokenizer=self.tok, data=self.data)
+        with steerer.installed(self.stack.model):
+
+            def sample(prompts, coeff, *keys):
+                steerer.coeff = coeff
+                comps = generate(
+                    self.stack.model, self.tok, prompts, max_new_tokens=cfg.generate.max_new_tokens,
+                    temperature=cfg.generate.temperature, top_p=cfg.generate.top_p,
+                    batch_size=cfg.generate.batch_size, seed=derive_seed(cfg.seed, *keys), steerer=steerer,
+                )
+                with steerer.paused():
+                    res = run_filters(self.filters, comps, fctx)
+                return comps, res
+
+            self.progress(f"round {r}: dose")
+            probe_prompts = self._prompts(self.data.prompts, cfg.dose.probe_prompts, "probe", i)
+            probe_runs: dict[float, Any] = {}
+
+            def probe(kappa: float):
+                comps, res = sample(probe_prompts, kappa * cfg.dose.scale, "probe-sample", i)
+                probe_runs[kappa] = (comps, res)
+                return res.kept / max(len(comps), 1), [c for c, k in zip(comps, res.keep) if k], len(comps)
+
+            dose = control_dose(
+                probe, cfg.dose.kappa_min, cfg.dose.kappa_max, cfg.dose.target, cfg.dose.steps, cfg.dose.controller
+            )
+            kappa = dose.kappa
+            row.update(kappa=kappa, coeff=kappa * cfg.dose.scale, probe_survival=dose.survival,
+                       dose_reached=float(dose.reached), dose_probes=float(len(dose.trace)))
+            self.log(
+                f"round {r}: dose trace " + ", ".join(f"kappa={k:.3g}: {s:.2f}" for k, s in dose.trace)
+                + f" -> kappa={kappa:.3g}" + ("" if dose.reached else " (target not reached)")
+            )
+            batches = [probe_runs[kappa]]
+            for a, alpha in enumerate(cfg.generate.alphas):
+                self.progress(f"round {r}: generate (alpha {alpha:g})")
+                prompts = self._prompts(self.data.prompts, cfg.generate.n_prompts, "generate", i, a)
+                batches.append(sample(prompts, kappa * alpha * cfg.dose.scale, "generate-sample", i, a))
+            kept: list[Completion] = []
+            examples: dict[str, dict[str, Any]] = {}
+            drops: dict[str, int] = {}
+            total = 0
+            for comps, res in batches:
+                total += len(comps)
+                for name, n in res.drops().items():
+                    drops[name] = drops.get(name, 0) + n
+                for j, c in enumerate(comps):
+                    kind = "steered_kept" if res.keep[j] else "steered_dropped"
+                    if res.keep[j]:
+                        kept.append(c)
+                    examples.setdefault(kind, {"user": c.user, "text": c.text, "finished": c.finished,
+                                               "filters": res.per_completion(j)})
+            samples = [{"kind": k, "round": r, **examples[k]} for k in ("steered_kept", "steered_dropped") if k in examples]
+            row.update(kept=len(kept), total=total, keep_share=len(kept) / max(total, 1))
+            row.update({f"drop_{k}": v for k, v in drops.items()})
+
+            steerer.coeff = kappa * cfg.dose.scale
+            if cfg.eval.steered and self.evaluators:
+                self.progress(f"round {r}: evaluate steered")
+                metrics, eval_samples = self._eval(r, steerer, prefix="steered_")
+                row.update(metrics)
+                samples += eval_samples
+        return row, vectors, kept, samples
+
+    # ------------------------------------------------------------------ shared stages
+    def _shared_key(self) -> str:
+        """Hash of exactly what round 0 and round 1 up to the heal read: the config minus heal, loop, name."""
+        from ..config.loading import config_hash
+
+        d = self.cfg.model_dump(mode="json")
+        for k in ("heal", "loop", "name"):
+            d.pop(k, None)
+        return config_hash({"stage": "pre-heal-0", "version": 1, **d})
+
+    def _shared_path(self) -> Path | None:
+        return None if self.shared_dir is None else Path(self.shared_dir) / f"{self._shared_key()[:24]}.pt"
+
+    def _shared_load(self) -> dict[str, Any] | None:
+        path = self._shared_path()
+        if path is None or not path.is_file():
+            return None
+        import torch
+
+        try:
+            return torch.load(path, weights_only=False)
+        except Exception as exc:
+            self.log(f"warning: ignoring an unreadable shared-stage cache entry {path}: {exc}")
+            return None
+
+    def _shared_save(self, base, base_samples, row, vectors, kept, samples) -> None:
+        path = self._shared_path()
+        if path is None:
+            return
+        import torch
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        entry = {"base": base, "base_samples": base_samples, "row": dict(row), "kept": kept, "samples": samples,
+                 "vectors": {k: v.detach().cpu() for k, v in vectors.items()}}
+        torch.save(entry, tmp)
+        os.replace(tmp, path)
 
 
 def _fmt(row: dict[str, Any]) -> str:

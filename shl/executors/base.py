@@ -19,6 +19,7 @@ class RunTask:
     meta: dict[str, Any]
     data_root: str | None = None
     label: str = ""
+    shared_dir: str | None = None  # stage cache shared by runs whose early stages read identical inputs
 
 
 @dataclass

@@ -22,7 +22,7 @@ def execute_task(task: RunTask, progress: Callable[[str], None] | None = None, h
         host = host or get_host()
         cfg = RunConfig.model_validate(task.config)
         run = Run(cfg, host, store, progress=progress, data_root=Path(task.data_root) if task.data_root else None,
-                  meta=task.meta)
+                  meta=task.meta, shared_dir=task.shared_dir)
         outcome = run.execute()
         return RunResult(outcome.status, outcome.message, outcome.rounds, outcome.metrics)
     except Exception as exc:
