@@ -52,8 +52,9 @@ class SteerConfig(Strict):
     )
     positions: Literal["prompt_mean", "last"] = Field(
         "prompt_mean",
-        description="how hidden states are reduced over positions: the mean over the prompt positions shared "
-        "by both personas (after the system turn), or the last prompt token",
+        description="how hidden states are reduced over positions: prompt_mean = the mean over the longest common "
+        "token suffix of the two persona prompts (the user turn and assistant header, plus any tokens that end "
+        "both system turns alike); last = the last prompt token",
     )
     n_contexts: int = Field(64, ge=2, description="extraction contexts per round (from the data's contexts)")
     batch_size: int = Field(32, ge=1, description="extraction batch size")

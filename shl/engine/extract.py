@@ -39,8 +39,10 @@ def reduced_states(
     for start in range(0, len(prompts), batch_size):
         chunk = prompts[start : start + batch_size]
         ids, mask = left_pad(chunk, pad_id(tokenizer), device)
+        # positions count real tokens only, so left padding leaves absolute position embeddings (gpt2) unchanged
+        position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
         with torch.no_grad(), capture_layers(model, layers) as store:
-            model(input_ids=ids, attention_mask=mask)
+            model(input_ids=ids, attention_mask=mask, position_ids=position_ids)
         for layer in layers:
             h = store[layer].float()
             for row in range(len(chunk)):

@@ -69,14 +69,24 @@ def aggregate_barrier(
 
 
 def spectral_penalty(pairs: list[tuple[Any, Any, float]]) -> Any:
-    """sum over LoRA layers of the squared spectral norm of scaling * B @ A, via QR (r x r, cheap)."""
+    """sum over LoRA layers of the squared spectral norm of scaling * B @ A.
+
+    The top right singular vector x of scaling * B @ A is found without gradient (QR, then the SVD of an
+    r x r matrix: cheap); the penalty is ||scaling * B @ A @ x||^2, whose value is sigma_max^2 and whose
+    gradient is that of sigma_max^2 (x is optimal). Differentiating through QR/SVD instead gives NaN gradients
+    at B = 0 (every round's start) and wherever singular values coincide.
+    """
     import torch
 
     total = None
     for a, b, scaling in pairs:
-        _, rb = torch.linalg.qr(b.float())
-        _, ra = torch.linalg.qr(a.float().T)
-        s = torch.linalg.matrix_norm(scaling * rb @ ra.T, ord=2) ** 2
+        a32, b32 = a.float(), b.float()
+        with torch.no_grad():
+            _, rb = torch.linalg.qr(b32)
+            qa, ra = torch.linalg.qr(a32.T)
+            _, _, vh = torch.linalg.svd(scaling * rb @ ra.T)
+            x = qa @ vh[0]
+        s = (scaling * (b32 @ (a32 @ x))).square().sum()
         total = s if total is None else total + s
     return total if total is not None else torch.zeros(())
 

@@ -278,7 +278,15 @@ class Run:
                 epochs=cfg.heal.epochs, lr=cfg.heal.lr, batch_size=cfg.heal.batch_size,
                 max_grad_norm=cfg.heal.max_grad_norm,
             )
-            stats = heal_round(self.stack, self.tok, kept, settings, self.aggregator, params, cfg.seed, i)
+            try:
+                stats = heal_round(self.stack, self.tok, kept, settings, self.aggregator, params, cfg.seed, i)
+            except RunError:
+                raise
+            except Exception as exc:
+                raise RunError(
+                    f"heal (round {r}, aggregator '{cfg.heal.barrier.aggregator.name}') raised "
+                    f"{type(exc).__name__}: {exc}"
+                ) from exc
             self.stack.fold()
             row.update(stats, lam=lam if cfg.heal.regulariser != "nll" else 0.0, tau=tau)
             if self.store is not None:

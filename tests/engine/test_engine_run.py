@@ -1,0 +1,143 @@
+"""A whole run on tiny random models: every arch, determinism, paired streams, starvation, coherence floor."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from shl.config.loading import resolve_run_config
+from shl.config.models import RunConfig
+from shl.engine.loop import Run
+from shl.store import RunStore
+
+ARCHS = ["llama", "qwen2", "qwen3", "gpt2", "gemma"]
+
+
+def config(host, arch: str = "llama", **overrides) -> RunConfig:
+    raw = {
+        "seed": 3,
+        "device": "cpu",
+        "model": {"name": "tiny_random", "params": {"arch": arch}},
+        "steer": {"n_contexts": 8, "layers": [0.5]},
+        "dose": {"probe_prompts": 8, "steps": 2},
+        "generate": {"n_prompts": 16, "max_new_tokens": 16, "batch_size": 16},
+        "filters": [{"name": "length", "params": {"min_tokens": 1}}],
+        "heal": {"epochs": 1, "batch_size": 8, "lora": {"r": 2, "alpha": 4.0}},
+        "eval": {
+            "evaluators": [
+                {"name": "coherence", "params": {"n_prompts": 8}},
+                {"name": "trait_margin", "params": {"n_prompts": 4}},
+            ],
+            "n_prompts": 8,
+            "max_new_tokens": 16,
+            "batch_size": 16,
+        },
+        "loop": {"rounds": 1, "min_kept": 4},
+    }
+    for key, value in overrides.items():
+        node = raw
+        *path, last = key.split(".")
+        for part in path:
+            node = node.setdefault(part, {})
+        node[last] = value
+    return resolve_run_config(RunConfig.model_validate(raw), host.registry)
+
+
+def run(host, cfg, path):
+    store = RunStore(path)
+    outcome = Run(cfg, host, store).execute()
+    return outcome, store
+
+
+def strip(rows):
+    return [{k: v for k, v in r.items() if k != "wall_s"} for r in rows]
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_one_round_on_every_arch(host, tmp_path, arch):
+    outcome, store = run(host, config(host, arch), tmp_path / arch)
+    assert outcome.status == "complete", outcome.message
+    assert store.status() == "complete"
+    rows = store.metrics()
+    assert [r["round"] for r in rows] == [0, 1]
+    assert math.isfinite(rows[1]["heal_nll"]) and rows[1]["heal_nll"] > 0
+    assert rows[1]["total"] == 8 + 16  # the probe batch at the kappa used + one alpha of generation
+    assert rows[1]["kept"] > 0
+    for key in ("coherence", "trait", "steered_coherence", "kappa", "vector_norm"):
+        assert key in rows[1], key
+    assert rows[0]["trait"] == pytest.approx(0.0, abs=1e-6)  # the base model's margin over itself
+    assert (store.dir / "adapters" / "r0").is_dir()
+    assert (store.dir / "vectors" / "round_0.safetensors").is_file()
+
+
+def test_same_config_and_seed_give_identical_metrics(host, tmp_path):
+    cfg = config(host)
+    a, sa = run(host, cfg, tmp_path / "a")
+    b, sb = run(host, cfg, tmp_path / "b")
+    assert a.status == b.status == "complete"
+    assert strip(sa.metrics()) == strip(sb.metrics())
+    assert (sa.dir / "samples.jsonl").read_text() == (sb.dir / "samples.jsonl").read_text()
+
+
+def test_arms_differing_in_heal_share_the_pre_heal_streams(host, tmp_path):
+    a, sa = run(host, config(host, **{"heal.lam": 0.0}), tmp_path / "a")
+    b, sb = run(host, config(host, **{"heal.lam": 5.0, "heal.lr": 3e-3}), tmp_path / "b")
+    assert a.status == b.status == "complete"
+    ra, rb = sa.metrics(), sb.metrics()
+    assert strip(ra[:1]) == strip(rb[:1])  # the base model
+    pre_heal = [k for k in ra[1] if k in ("kept", "total", "kappa", "coeff", "probe_survival", "vector_norm")
+                or k.startswith("steered_") or k.startswith("drop_")]
+    assert {"kept", "total", "kappa", "steered_coherence", "steered_trait"} <= set(pre_heal)
+    assert {k: ra[1][k] for k in pre_heal} == {k: rb[1][k] for k in pre_heal}
+    kept = [[json.loads(x) for x in s.dir.joinpath("samples.jsonl").read_text().splitlines()] for s in (sa, sb)]
+    steered = [[x for x in rows if x["kind"].startswith("steered_") and "filters" in x] for rows in kept]
+    assert steered[0] and steered[0] == steered[1]
+    assert ra[1]["heal_loss"] != rb[1]["heal_loss"]  # the arms do differ after the heal
+
+
+def test_a_chain_that_drops_everything_starves(host, tmp_path):
+    cfg = config(host, filters=[{"name": "length", "params": {"min_tokens": 10**6}}])
+    outcome, store = run(host, cfg, tmp_path / "starved")
+    assert outcome.status == "starved"
+    assert "survived the filters" in outcome.message and "min_kept" in outcome.message
+    done = json.loads((store.dir / "DONE.json").read_text())
+    assert done["status"] == "starved" and done["message"] == outcome.message
+    rows = store.metrics()
+    assert rows[-1]["round"] == 1 and rows[-1]["kept"] == 0 and "heal_nll" not in rows[-1]
+
+
+def test_coherence_floor_stops_the_run(host, tmp_path):
+    cfg = config(host, **{"loop.rounds": 3, "loop.coherence_floor": 1.5})
+    outcome, store = run(host, cfg, tmp_path / "stopped")
+    assert outcome.status == "stopped"
+    assert "fell below the floor" in outcome.message
+    assert outcome.rounds == 1
+    assert json.loads((store.dir / "DONE.json").read_text())["status"] == "stopped"
+    assert [r["round"] for r in store.metrics()] == [0, 1]
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"heal.barrier": {"tau_mode": "matched", "aggregator": "max"}, "heal.regulariser": "kl_fwd"},
+        {"heal.regulariser": "nll", "heal.spectral": 0.1},
+        {"heal.barrier": {"reference": "base", "level": "batch"}, "heal.spectral": 0.1},
+    ],
+    ids=["matched-max-fwd", "nll-control", "base-batch-spectral"],
+)
+def test_two_rounds_with_heal_variants(host, tmp_path, overrides):
+    cfg = config(host, **{"loop.rounds": 2, **overrides})
+    outcome, store = run(host, cfg, tmp_path / "r2")
+    assert outcome.status == "complete", outcome.message
+    rows = store.metrics()
+    assert [r["round"] for r in rows] == [0, 1, 2]
+    for r in rows[1:]:
+        assert math.isfinite(r["heal_nll"]) and math.isfinite(r["heal_kl"]) and r["heal_kl"] >= 0
+    assert rows[1]["cos_r0"] == pytest.approx(1.0)
+    assert {"r0", "r1"} <= {p.name for p in (store.dir / "adapters").iterdir()}
+    if cfg.heal.regulariser == "nll":
+        assert rows[1]["lam"] == 0.0 and rows[1]["barrier_active"] == 0.0
+    if cfg.heal.barrier.tau_mode == "matched":
+        assert rows[1]["tau"] > 0 and rows[1]["tau"] == rows[2]["tau"]
