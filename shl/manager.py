@@ -7,6 +7,7 @@ entry-point name.
 
 from __future__ import annotations
 
+import difflib
 import logging
 import os
 from dataclasses import dataclass, field
@@ -106,7 +107,23 @@ def _record_failure(host: PluginHost, origin: Origin, message: str) -> None:
     log.warning("shl plugin '%s' %s", origin.plugin, message)
 
 
+def _check_unknown_hooks(host: PluginHost) -> None:
+    """Report hook implementations that match no shl hook (a typo would otherwise register nothing, silently)."""
+    known = sorted(n for n in vars(hookspecs) if n.startswith("shl_"))
+    for hook_name, caller in list(vars(host.pm.hook).items()):
+        if hook_name.startswith("_") or caller.has_spec():
+            continue
+        for impl in caller.get_hookimpls():
+            if impl.optionalhook:
+                continue
+            origin = host.origins.get(impl.plugin_name, Origin(impl.plugin_name))
+            close = difflib.get_close_matches(hook_name, known, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else f"; known hooks: {', '.join(known)}"
+            _record_failure(host, origin, f"implements unknown hook '{hook_name}'{hint}")
+
+
 def _build_registry(host: PluginHost) -> None:
+    _check_unknown_hooks(host)
     for hook_name in REGISTRATION_HOOKS:
         for impl in getattr(host.pm.hook, hook_name).get_hookimpls():
             origin = host.origins.get(impl.plugin_name, Origin(impl.plugin_name))

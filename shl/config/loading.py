@@ -61,8 +61,8 @@ def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> dict[str,
         node: Any = out
         for i, part in enumerate(parts[:-1]):
             nxt = _child(node, part, text)
-            if nxt is None:
-                nxt = {}
+            if nxt is None or (isinstance(nxt, str) and parts[i + 1] in ("name", "params")):
+                nxt = {} if nxt is None else {"name": nxt}  # a component given by name alone
                 _set(node, part, nxt, text)
             node = nxt
         _set(node, parts[-1], value, text)

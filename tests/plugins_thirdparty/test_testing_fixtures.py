@@ -1,0 +1,162 @@
+"""The published pytest plugin (shl.testing, entry point pytest11) and plugin-author error reporting."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import types
+from importlib import metadata
+
+import pytest
+from pydantic import ConfigDict, Field
+
+from shl import api
+from shl.hookspecs import hookimpl
+from shl.testing import assert_component_contract
+
+
+def _plugin(**hooks) -> types.SimpleNamespace:
+    return types.SimpleNamespace(**{name: hookimpl(fn) for name, fn in hooks.items()})
+
+
+class Good(api.Aggregator):
+    """A fine aggregator."""
+
+    name = "good_agg"
+
+    class Params(api.Params):
+        k: float = Field(1.0, gt=0, description="a factor")
+
+    def aggregate(self, kl):
+        return kl.mean() * self.params.k
+
+
+def test_pytest11_entry_point_is_installed():
+    eps = metadata.entry_points(group="pytest11")
+    assert any(ep.name == "shl" and ep.value == "shl.testing" for ep in eps)
+
+
+def test_fixtures_are_available_without_conftest(shl_host, shl_host_factory):
+    assert "mean_diff" in shl_host.registry.names("steering")
+    assert "rmse" in shl_host.registry.names("aggregator")
+    fresh = shl_host_factory()
+    assert fresh is not shl_host and fresh.registry is not shl_host.registry
+
+
+def test_factory_registers_an_uninstalled_plugin(shl_host_factory):
+    mod = _plugin(shl_register_aggregators=lambda register: register(Good))
+    host = shl_host_factory(extra_plugins=[("mine", mod)], entry_points=False)
+    assert host.registry.names("aggregator") == ["good_agg"]
+    assert host.registry.entry("aggregator", "good_agg").origin.plugin == "mine"
+    assert host.plugin_list() == [{"plugin": "mine", "distribution": "", "version": ""}]
+
+
+def test_testing_module_imports_no_torch():
+    code = "import sys, shl.testing; assert 'torch' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_contract_accepts_every_builtin(shl_host):
+    from shl.api import FAMILIES
+
+    for family in FAMILIES:
+        for name, entry in shl_host.registry.entries(family).items():
+            needs_params = any(f.is_required() for f in entry.cls.Params.model_fields.values())
+            assert_component_contract(entry.cls, require_defaults=not needs_params)
+
+
+def test_contract_accepts_good_and_returns_instance():
+    inst = assert_component_contract(Good)
+    assert isinstance(inst, Good) and inst.params.k == 1.0
+
+
+def _bad(**overrides):
+    attrs = {"name": "bad", "__doc__": "doc", "aggregate": lambda self, kl: kl.mean()}
+    attrs.update(overrides)
+    return type("Bad", (api.Aggregator,), attrs)
+
+
+class _NoDesc(api.Params):
+    k: float = 1.0
+
+
+class _Loose(api.Params):
+    model_config = ConfigDict(extra="allow")
+    k: float = Field(1.0, description="k")
+
+
+class _Required(api.Params):
+    k: float = Field(description="k, required")
+
+
+class _NotShl(__import__("pydantic").BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    k: float = Field(1.0, description="k")
+
+
+@pytest.mark.parametrize(
+    "cls, message",
+    [
+        (_bad(name=""), "no 'name'"),
+        (_bad(name="two words"), "whitespace"),
+        (_bad(), "inherits the empty Component.Params"),
+        (_bad(Params=_NoDesc), "without a description: k"),
+        (_bad(Params=_Loose), "forbid unknown keys"),
+        (_bad(Params=_NotShl), "must subclass shl.api.Params"),
+        (_bad(Params=_Required), "not constructible from defaults"),
+        (type("NotComponent", (), {"name": "x", "family": "aggregator"}), "not a subclass"),
+        (type("NoFamily", (api.Component,), {"name": "x"}), "family is ''"),
+    ],
+)
+def test_contract_rejects(cls, message):
+    with pytest.raises(AssertionError, match=message):
+        assert_component_contract(cls)
+
+
+def test_contract_required_params_opt_out():
+    assert assert_component_contract(_bad(Params=_Required), require_defaults=False) is None
+
+
+# ---------------------------------------------------------------------------- plugin errors the host reports
+
+
+def test_unknown_hook_name_is_reported(shl_host_factory):
+    """A typo in a hook name used to register nothing, silently; the host now reports it."""
+    mod = _plugin(shl_register_aggregator=lambda register: register(Good))
+    host = shl_host_factory(extra_plugins=[("typo", mod)], entry_points=False)
+    assert host.registry.names("aggregator") == []
+    assert len(host.failures) == 1
+    failure = host.failures[0]
+    assert failure["plugin"] == "typo"
+    assert "unknown hook 'shl_register_aggregator'" in failure["error"]
+    assert "did you mean 'shl_register_aggregators'" in failure["error"]
+
+
+def test_bad_hook_signature_and_bad_class_are_reported(shl_host_factory):
+    wrong_args = _plugin(shl_register_aggregators=lambda reg: reg(Good))  # argument must be named `register`
+    not_component = _plugin(shl_register_aggregators=lambda register: register(dict))
+    host = shl_host_factory(extra_plugins=[("args", wrong_args), ("cls", not_component)], entry_points=False)
+    by_plugin = {f["plugin"]: f["error"] for f in host.failures}
+    assert set(by_plugin) == {"args", "cls"}
+    assert "failed to register" in by_plugin["args"]
+    assert "not a subclass of a shl.api component base class" in by_plugin["cls"]
+
+
+def test_duplicate_within_extra_plugins_names_both(shl_host_factory):
+    a = _plugin(shl_register_aggregators=lambda register: register(Good))
+    clone = type("Good2", (Good,), {})
+    b = _plugin(shl_register_aggregators=lambda register: register(clone))
+    host = shl_host_factory(extra_plugins=[("a", a), ("b", b)], entry_points=False)
+    assert len(host.registry.conflicts) == 1
+    assert "duplicate aggregator name 'good_agg'" in host.registry.conflicts[0]
+    assert "plugin 'a'" in host.registry.conflicts[0] and "plugin 'b'" in host.registry.conflicts[0]
+
+
+def test_disable_env_applies_to_extra_plugins(shl_host_factory, monkeypatch):
+    monkeypatch.setenv("SHL_DISABLE_PLUGINS", "mine, aggregators")
+    mod = _plugin(shl_register_aggregators=lambda register: register(Good))
+    host = shl_host_factory(extra_plugins=[("mine", mod)])
+    assert "good_agg" not in host.registry.names("aggregator")
+    assert "rmse" not in host.registry.names("aggregator")
+    assert {"mine", "aggregators"} <= set(host.disabled)
+    assert "mean_diff" in host.registry.names("steering")
