@@ -111,7 +111,10 @@ def ablate_command(args) -> int:
         for task, res in failed:
             con.print(f"[red]run failed[/red] {task.label}: {res.message} (see {task.run_dir}/FAILED.json)")
         if not args.no_report:
-            report(plan.out, plan.exp, con, formats=["md"], figures=True)
+            try:
+                report(plan.out, plan.exp, con, formats=["md"], figures=True)
+            except ShlError as exc:  # the runs are stored; only the comparison could not be made
+                con.print(f"report skipped: {exc}")
     return 1 if failed else 0
 
 
@@ -189,7 +192,10 @@ def report(out: Path, exp: ExperimentConfig | None, con, formats: list[str], fig
         spec = ComparisonSpec.model_validate(yaml.safe_load(path.read_text())["comparison"])
     else:
         spec = exp.comparison
-    result = write_report(out, spec, formats=("md", "csv", "latex"), figures=figures)
+    try:
+        result = write_report(out, spec, formats=("md", "csv", "latex"), figures=figures)
+    except ValueError as exc:  # no runs yet, or no run of the baseline arm: a user-facing problem
+        raise ShlError(f"{out}: cannot write the report: {exc}") from None
     for fmt in formats:
         if fmt == "md":
             print(result.markdown)
