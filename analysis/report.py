@@ -6,7 +6,7 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Collection, Iterable
 
 import numpy as np
 import pandas as pd
@@ -311,20 +311,22 @@ def write_report(
     spec: ComparisonSpec,
     formats: Iterable[str] = ("md", "csv", "latex"),
     figures: bool = True,
+    run_ids: Collection[str] | None = None,
 ) -> ReportResult:
     """Write the paired comparison report under `<out_dir>/report/` and return it.
 
     Seeds not usable (status complete/stopped) in every arm are dropped from all
     comparisons. Writes comparison.{md,csv,tex} per `formats`, plus tidy.csv and
     runs.csv always, and figures/ (PNG+SVG) if `figures`. Raises ValueError if
-    the store has no runs or the baseline arm is absent.
+    the store has no runs or the baseline arm is absent. ``run_ids`` restricts the report to those run
+    directories (the runner passes the runs of the current plan).
     """
     out_dir = Path(out_dir)
     formats = set(formats)
     unknown = formats - {"md", "csv", "latex"}
     if unknown:
         raise ValueError(f"unknown report formats {sorted(unknown)}; choose from md, csv, latex")
-    runs = run_table(out_dir)
+    runs = run_table(out_dir, run_ids)
     if runs.empty:
         raise ValueError(f"no run directories found under {out_dir / 'runs'}")
     runs = runs.dropna(subset=["arm", "seed"])
@@ -332,7 +334,7 @@ def write_report(
     if spec.baseline not in arms_present:
         raise ValueError(f"baseline arm {spec.baseline!r} not found; arms present: {arms_present}")
     arms = [spec.baseline] + [a for a in arms_present if a != spec.baseline]
-    tidy = load_runs(out_dir)
+    tidy = load_runs(out_dir, run_ids)
     chosen, notes = _select_runs(runs)
     kept, dropped = _seed_usability(chosen, arms)
 

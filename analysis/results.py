@@ -6,7 +6,7 @@ import json
 import math
 import re
 from pathlib import Path
-from typing import Any
+from typing import Collection, Any
 
 import pandas as pd
 
@@ -25,11 +25,12 @@ def _read_json(path: Path) -> dict[str, Any] | None:
     return obj if isinstance(obj, dict) else None
 
 
-def _run_dirs(out_dir: Path) -> list[Path]:
+def _run_dirs(out_dir: Path, run_ids: Collection[str] | None = None) -> list[Path]:
     runs = Path(out_dir) / "runs"
     if not runs.is_dir():
         return []
-    return sorted(p for p in runs.iterdir() if p.is_dir() and (_RUN_DIR.match(p.name) or (p / "meta.json").is_file()))
+    found = (p for p in runs.iterdir() if p.is_dir() and (_RUN_DIR.match(p.name) or (p / "meta.json").is_file()))
+    return sorted(p for p in found if run_ids is None or p.name in run_ids)
 
 
 def _run_info(run_dir: Path) -> dict[str, Any]:
@@ -77,23 +78,26 @@ def read_metric_rows(run_dir: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def run_table(out_dir: str | Path) -> pd.DataFrame:
+def run_table(out_dir: str | Path, run_ids: Collection[str] | None = None) -> pd.DataFrame:
     """One row per run directory: experiment, arm, seed, run_id, status, message.
+
+    ``run_ids`` restricts the table to those run directory names (e.g. the runs of the current plan, so
+    runs of an older config in the same directory are not compared).
 
     status is the DONE.json status ("complete"/"stopped"/"starved"), "failed" if
     FAILED.json exists, or "incomplete" if neither file exists.
     """
-    recs = [_run_info(d) for d in _run_dirs(Path(out_dir))]
+    recs = [_run_info(d) for d in _run_dirs(Path(out_dir), run_ids)]
     df = pd.DataFrame(recs, columns=RUN_COLUMNS)
     return df.astype({"seed": "Int64"}) if len(df) else df
 
 
-def load_runs(out_dir: str | Path) -> pd.DataFrame:
+def load_runs(out_dir: str | Path, run_ids: Collection[str] | None = None) -> pd.DataFrame:
     """Tidy table, one row per (run, round, metric): experiment, arm, seed, run_id,
     status, round, metric, value. Only int/float metric values are kept (not bool,
     strings, lists, null or NaN). Unknown files and directories are ignored."""
     recs: list[tuple] = []
-    for run_dir in _run_dirs(Path(out_dir)):
+    for run_dir in _run_dirs(Path(out_dir), run_ids):
         info = _run_info(run_dir)
         for row in read_metric_rows(run_dir):
             for key, v in row.items():

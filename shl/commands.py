@@ -129,7 +129,11 @@ def cmd_run(args) -> int:
     with con.status("starting") as status:
         run = Run(cfg, host, store, progress=lambda s: status.update(s), data_root=Path(args.config).parent,
                   meta=meta, echo=lambda line: con.print(line, highlight=False, markup=False))
-        outcome = run.execute()
+        try:
+            outcome = run.execute()
+        except ShlError as exc:  # an input problem found at run time: mark the directory, then report it
+            store.fail("failed", str(exc), "")
+            raise
     con.print(round_table(outcome.metrics, title=f"{cfg.name} seed {cfg.seed}"))
     con.print(f"status: {outcome.status}: {outcome.message}")
     con.print(f"run directory: {out}")

@@ -68,12 +68,22 @@ def make_plan(path: str, overrides: list[str], seeds: str | None, arms: str | No
     return Plan(exp, Path(path), out_dir, runs)
 
 
-def write_experiment_record(plan: Plan, overrides: list[str]) -> None:
-    """The resolved experiment (comparison spec included) that ``shl report`` reads back."""
+def write_experiment_record(plan: Plan, overrides: list[str], partial_arms: bool) -> list[str]:
+    """The resolved experiment (comparison spec included) and the run directories of the current plan, which
+    ``shl report`` reads back: runs of an older config in the same directory are kept but not compared.
+    With ``--arms``, the recorded runs of the other arms are kept. Returns the recorded run ids."""
+    path = plan.out / "experiment.yaml"
+    run_ids = [r.dirname for r in plan.runs]
+    if partial_arms and path.is_file():
+        planned_arms = {r.arm for r in plan.runs}
+        previous = (yaml.safe_load(path.read_text()) or {}).get("runs") or []
+        run_ids += [rid for rid in previous if rid.split("__", 1)[0] not in planned_arms]
     record = plan.exp.model_dump(mode="json")
     record["overrides"] = list(overrides)
     record["source"] = str(plan.path)
-    atomic_write(plan.out / "experiment.yaml", yaml.safe_dump(record, sort_keys=False))
+    record["runs"] = run_ids
+    atomic_write(path, yaml.safe_dump(record, sort_keys=False))
+    return run_ids
 
 
 def status_table(plan: Plan) -> list[dict[str, Any]]:
@@ -99,7 +109,7 @@ def ablate_command(args) -> int:
         _print_status(con, plan, rows)
         return 0
     with output_lock(plan.out):
-        write_experiment_record(plan, args.overrides)
+        write_experiment_record(plan, args.overrides, bool(args.arms))
         pending = [r for r, row in zip(plan.runs, rows) if row["state"] != "done"]
         n_done = len(plan.runs) - len(pending)
         con.print(
@@ -112,7 +122,7 @@ def ablate_command(args) -> int:
             con.print(f"[red]run failed[/red] {task.label}: {res.message} (see {task.run_dir}/FAILED.json)")
         if not args.no_report:
             try:
-                report(plan.out, plan.exp, con, formats=["md"], figures=True)
+                report(plan.out, con, formats=["md"], figures=True)
             except ShlError as exc:  # the runs are stored; only the comparison could not be made
                 con.print(f"report skipped: {exc}")
     return 1 if failed else 0
@@ -182,18 +192,19 @@ def _print_status(con, plan: Plan, rows: list[dict[str, Any]]) -> None:
     con.print(", ".join(f"{v} {k}" for k, v in counts.items()))
 
 
-def report(out: Path, exp: ExperimentConfig | None, con, formats: list[str], figures: bool) -> None:
+def report(out: Path, con, formats: list[str], figures: bool) -> None:
     from shl_analysis import ComparisonSpec, write_report
 
-    if exp is None:
-        path = out / "experiment.yaml"
-        if not path.is_file():
-            raise ShlError(f"{out}: no experiment.yaml here (is this an 'shl ablate' output directory?)")
-        spec = ComparisonSpec.model_validate(yaml.safe_load(path.read_text())["comparison"])
-    else:
-        spec = exp.comparison
+    path = out / "experiment.yaml"
+    if not path.is_file():
+        raise ShlError(f"{out}: no experiment.yaml here (is this an 'shl ablate' output directory?)")
+    record = yaml.safe_load(path.read_text()) or {}
     try:
-        result = write_report(out, spec, formats=("md", "csv", "latex"), figures=figures)
+        spec = ComparisonSpec.model_validate(record.get("comparison"))
+    except Exception as exc:
+        raise ShlError(f"{path}: comparison: {exc}".splitlines()[0]) from None
+    try:
+        result = write_report(out, spec, formats=("md", "csv", "latex"), figures=figures, run_ids=record.get("runs"))
     except ValueError as exc:  # no runs yet, or no run of the baseline arm: a user-facing problem
         raise ShlError(f"{out}: cannot write the report: {exc}") from None
     for fmt in formats:
@@ -213,5 +224,5 @@ def report_command(args) -> int:
     if not out.is_dir():
         raise ShlError(f"{out}: no such directory")
     con = Console(highlight=False, width=200)
-    report(out, None, con, formats=args.formats or ["md"], figures=not args.no_figures)
+    report(out, con, formats=args.formats or ["md"], figures=not args.no_figures)
     return 0

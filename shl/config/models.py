@@ -148,7 +148,6 @@ class EvalConfig(Strict):
     evaluators: list[ComponentRef] | None = Field(
         None, description="evaluator plugins; null = the model source's defaults"
     )
-    n_prompts: int = Field(64, ge=1, description="held-out prompts per evaluation")
     max_new_tokens: int = Field(48, ge=1, description="completion length cap when evaluating")
     batch_size: int = Field(64, ge=1, description="evaluation generation batch size")
     steered: bool = Field(True, description="also evaluate the steered, unhealed student at the dose used")

@@ -30,7 +30,6 @@ def config(host, arch: str = "llama", **overrides) -> RunConfig:
                 {"name": "coherence", "params": {"n_prompts": 8}},
                 {"name": "trait_margin", "params": {"n_prompts": 4}},
             ],
-            "n_prompts": 8,
             "max_new_tokens": 16,
             "batch_size": 16,
         },

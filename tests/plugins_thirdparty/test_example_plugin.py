@@ -40,7 +40,7 @@ TINY_RUN = {
         "schedule": {"name": "step", "params": {"at": 1}},
         "barrier": {"aggregator": {"name": "softmax_max", "params": {"temperature": 0.5}}},
     },
-    "eval": {"n_prompts": 8, "max_new_tokens": 12},
+    "eval": {"max_new_tokens": 12, "evaluators": [{"name": "coherence", "params": {"n_prompts": 8}}, {"name": "trait_margin", "params": {"n_prompts": 4}}]},
     "loop": {"rounds": 1},
 }
 
