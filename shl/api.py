@@ -233,9 +233,12 @@ class ModelSource(Component):
 class EvalContext:
     """What an evaluator may use to measure the current student.
 
-    ``generate(users, n=1, system=...)`` samples completions from the model in its CURRENT state (the engine
-    turns steering on for the "steered" point and off otherwise), batched, deterministic for the run's seed;
+    ``generate(users, n=1, system=..., model="student")`` samples completions, batched, deterministic for the
+    run's seed. ``model="student"`` is the model in its CURRENT state (the engine turns steering on for the
+    "steered" point and off otherwise); ``model="base"`` is the base model (adapters and steering off).
     ``system`` defaults to the data's neutral system prompt (pass a persona's system prompt to condition).
+    ``cache`` is a dict private to this evaluator that persists across the run's evaluations (e.g. for base
+    model completions, which do not change between rounds).
     ``render(user, system)`` returns the token ids of a rendered chat prompt (ending at the assistant turn), to
     build ``Completion`` objects for the scorer.
     ``scorer`` scores under "base" or "student". ``seed`` is a per-(round, evaluator) integer for any extra
@@ -251,6 +254,7 @@ class EvalContext:
     seed: int
     round: int
     samples: list[dict[str, Any]] = field(default_factory=list)
+    cache: dict[str, Any] = field(default_factory=dict)
 
 
 class Evaluator(Component):

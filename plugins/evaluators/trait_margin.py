@@ -18,8 +18,9 @@ def _mean(xs: list[float]) -> float:
 class TraitMargin(api.Evaluator):
     """The student's preference shift towards the positive persona's own writing, in nats per token.
 
-    For each of the first ``n_prompts`` held-out eval prompts u, the model in its current state writes c_pos
-    under the positive persona's system prompt and c_neg under the negative one (``ctx.generate``). Both are
+    For each of the first ``n_prompts`` held-out eval prompts u, the BASE model writes c_pos under the positive
+    persona's system prompt and c_neg under the negative one (``ctx.generate(..., model="base")``, generated
+    once per run and cached, so every round is scored on the same texts). Both are
     then scored as answers to u under the NEUTRAL system prompt (``ctx.render``):
     margin_M(u) = mean log p_M(c_pos | u) - mean log p_M(c_neg | u), the means over each completion's tokens,
     for M = student and M = base. Metrics: ``trait`` = mean over prompts of margin_student - margin_base
@@ -39,8 +40,13 @@ class TraitMargin(api.Evaluator):
         users = list(data.eval_prompts[: self.params.n_prompts])
         if not users:
             raise ValueError("trait_margin: the data has no eval_prompts")
-        pos = ctx.generate(users, system=data.positive.system)
-        neg = ctx.generate(users, system=data.negative.system)
+        key = f"persona_completions:{len(users)}"
+        if key not in ctx.cache:
+            ctx.cache[key] = (
+                ctx.generate(users, system=data.positive.system, model="base"),
+                ctx.generate(users, system=data.negative.system, model="base"),
+            )
+        pos, neg = ctx.cache[key]
         pairs = [(cp, cn) for cp, cn in zip(pos, neg) if cp.completion_ids and cn.completion_ids]
         if not pairs:
             raise ValueError("trait_margin: every persona completion was empty")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from contextlib import nullcontext
 from typing import Any, Sequence
 
 from ..api import EvalContext, Evaluator, SteeringData
@@ -25,6 +26,7 @@ def evaluate(
     batch_size: int,
     steerer: Any = None,
     prefix: str = "",
+    caches: dict[str, dict[str, Any]] | None = None,
 ) -> tuple[dict[str, float | None], list[dict[str, Any]]]:
     """Metrics (keys prefixed, e.g. ``steered_``) and samples. Sampling seeds do not depend on the round,
     so every round (and every arm) is evaluated on the same prompts with the same random numbers."""
@@ -34,14 +36,19 @@ def evaluate(
     for name, ev in evaluators:
         calls = [0]
 
-        def gen(users: Sequence[str], n: int = 1, system: str | None = "__neutral__", _name: str = name):
+        def gen(users: Sequence[str], n: int = 1, system: str | None = "__neutral__", model: str = "student",
+                _name: str = name):
+            if model not in ("student", "base"):
+                raise ValueError(f"generate: model must be 'student' or 'base', got {model!r}")
             sys_prompt = data.neutral_system if system == "__neutral__" else system
             prompts = [(u, render_prompt(tokenizer, u, sys_prompt)) for u in users for _ in range(n)]
             calls[0] += 1
-            return generate(
-                stack.model, tokenizer, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size,
-                seed=derive_seed(seed, "eval", _name, calls[0]), steerer=steerer,
-            )
+            kwargs = dict(max_new_tokens=max_new_tokens, batch_size=batch_size,
+                          seed=derive_seed(seed, "eval", _name, model, calls[0]))
+            if model == "base":
+                with stack.disabled() as base, (steerer.paused() if steerer is not None else nullcontext()):
+                    return generate(base, tokenizer, prompts, **kwargs)
+            return generate(stack.model, tokenizer, prompts, steerer=steerer, **kwargs)
 
         ctx = EvalContext(
             generate=gen,
@@ -51,6 +58,7 @@ def evaluate(
             data=data,
             seed=derive_seed(seed, "eval", name),
             round=round,
+            cache=caches.setdefault(name, {}) if caches is not None else {},
         )
         try:
             out = ev.evaluate(ctx)

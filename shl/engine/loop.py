@@ -97,6 +97,7 @@ class Run:
         self.meta = meta or {}
         self.echo = echo
         self.shared_dir = shared_dir
+        self.eval_caches: dict[str, dict[str, Any]] = {}
         self.metrics: list[dict[str, Any]] = []
         self.rounds_done = 0
 
@@ -205,7 +206,7 @@ class Run:
         metrics, samples = evaluate(
             self.evaluators, self.stack, self.tok, self.data, scorer,
             seed=cfg.seed, round=round_, max_new_tokens=cfg.eval.max_new_tokens,
-            batch_size=cfg.eval.batch_size, steerer=steerer, prefix=prefix,
+            batch_size=cfg.eval.batch_size, steerer=steerer, prefix=prefix, caches=self.eval_caches,
         )
         return metrics, samples[: max(cfg.eval.samples, 0)]
 

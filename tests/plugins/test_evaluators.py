@@ -61,8 +61,11 @@ def test_distinct_bigrams():
     assert distinct_bigrams(["", "one"]) == 0.0
 
 
-def persona_generate(data):
-    def generate(users, n=1, system=None):
+def persona_generate(data, calls=None):
+    def generate(users, n=1, system=None, model="student"):
+        assert model == "base", "persona completions are written by the base model"
+        if calls is not None:
+            calls.append(system)
         tag = {data.positive.system: 10, data.negative.system: 20}[system]
         return [api.Completion(u, [tag], [tag, tag + 1, tag + 2], f"{tag} text", meta={"user": u}) for u in users]
 
@@ -103,3 +106,14 @@ def test_trait_margin_zero_for_base(data):
     out = TraitMargin(TraitMargin.Params(n_prompts=2)).evaluate(make_ctx(data, persona_generate(data), scorer))
     assert out["trait"] == 0.0 and out["trait_se"] == 0.0
     assert out["trait_raw"] == pytest.approx(1.0)
+
+
+def test_trait_margin_generates_persona_completions_once_per_run(data):
+    calls = []
+    scorer = FixedScorer(lambda c, m: [-1.0 - 0.1 * c.completion_ids[0]] * 3)
+    ctx = make_ctx(data, persona_generate(data, calls), scorer)
+    first = TraitMargin(TraitMargin.Params(n_prompts=2)).evaluate(ctx)
+    ctx.samples.clear()
+    second = TraitMargin(TraitMargin.Params(n_prompts=2)).evaluate(ctx)  # same ctx.cache: a later round
+    assert calls == [data.positive.system, data.negative.system]
+    assert first == second
