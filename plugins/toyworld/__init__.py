@@ -1,0 +1,32 @@
+"""The toy world plugin: a procedurally generated persona language with a known grammar and a tiny Llama
+trained on it on first use (see DESIGN.md section 6).
+
+Registers the model source ``toyworld``, the exact evaluator ``toy_exact`` and the oracle filter ``grammar``.
+Imports no torch/transformers at import time.
+"""
+
+from __future__ import annotations
+
+from shl.hookspecs import hookimpl
+
+from .evaluator import ToyExactEvaluator
+from .grammar_filter import GrammarFilter
+from .source import ToyWorldSource
+from .world import WORLD_VERSION
+
+__all__ = ["ToyWorldSource", "ToyExactEvaluator", "GrammarFilter", "WORLD_VERSION"]
+
+
+@hookimpl
+def shl_register_models(register):
+    register(ToyWorldSource)
+
+
+@hookimpl
+def shl_register_evaluators(register):
+    register(ToyExactEvaluator)
+
+
+@hookimpl
+def shl_register_filters(register):
+    register(GrammarFilter)
