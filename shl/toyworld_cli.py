@@ -14,7 +14,7 @@ from typing import Any
 
 from .errors import ShlError
 
-DEFAULT_COEFFS = [0.0, 2.0, 4.0, 6.0, 8.0, 12.0, 16.0, 24.0]
+DEFAULT_COEFFS = [0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 5.0]
 DEFAULT_LAYER = 1
 
 

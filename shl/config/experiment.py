@@ -66,6 +66,10 @@ class ExperimentConfig(BaseModel):
     base: Union[str, dict[str, Any]] = Field(
         default_factory=dict, description="the base run config: a path (relative to this file) or a mapping"
     )
+    set: dict[str, Any] = Field(
+        default_factory=dict,
+        description="overrides applied to the base for every arm, before the arm's own (dotted keys or nested)",
+    )
     arms: dict[str, dict[str, Any]] = Field(
         min_length=1,
         description="arm name -> partial overrides of the base config (nested mapping, or dotted keys)",
@@ -162,9 +166,11 @@ def plan_runs(
     for arm in arms or list(exp.arms):
         if arm not in exp.arms:
             raise ConfigError(f"--arms: no arm '{arm}' (arms: {', '.join(exp.arms)})")
+        common_nested, common_dotted = arm_overrides(exp.set)
         nested, dotted = arm_overrides(exp.arms[arm])
         try:
-            raw = apply_overrides(deep_merge(base, nested), [*dotted, *overrides])
+            common = apply_overrides(deep_merge(base, common_nested), common_dotted)
+            raw = apply_overrides(deep_merge(common, nested), [*dotted, *overrides])
         except ConfigError as exc:
             raise ConfigError(f"{path}: arms.{arm}: {exc}") from None
         source = f"{path}: arms.{arm}"
