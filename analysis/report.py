@@ -10,6 +10,7 @@ from typing import Collection, Iterable
 
 import numpy as np
 import pandas as pd
+from matplotlib.ticker import MaxNLocator
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
@@ -270,6 +271,7 @@ def _figures(fig_dir: Path, spec: ComparisonSpec, arms: list[str], tidy: pd.Data
                 ax.fill_between(g["round"], g["lo"], g["hi"], color=palette[arm], alpha=0.2, linewidth=0)
         ax.set_title(f"{m.name} ({m.direction} is better)")
         ax.set_ylabel(f"mean {m.name} ± t 95% CI")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     _save(fig, fig_dir / "trajectories", written)
 
     primary = spec.primary
