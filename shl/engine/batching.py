@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Sequence
 
 
-def left_pad(seqs: Sequence[Sequence[int]], pad_id: int, device=None):
+def _pad(seqs: Sequence[Sequence[int]], pad_id: int, device, left: bool):
     import torch
 
     width = max(len(s) for s in seqs)
@@ -13,22 +13,20 @@ def left_pad(seqs: Sequence[Sequence[int]], pad_id: int, device=None):
     mask = torch.zeros((len(seqs), width), dtype=torch.long)
     for i, s in enumerate(seqs):
         if s:
-            ids[i, width - len(s):] = torch.tensor(list(s), dtype=torch.long)
-            mask[i, width - len(s):] = 1
+            cols = slice(width - len(s), width) if left else slice(0, len(s))
+            ids[i, cols] = torch.tensor(list(s), dtype=torch.long)
+            mask[i, cols] = 1
     return ids.to(device), mask.to(device)
+
+
+def left_pad(seqs: Sequence[Sequence[int]], pad_id: int, device=None):
+    """(ids, attention mask) with padding on the left, as generation and extraction need."""
+    return _pad(seqs, pad_id, device, left=True)
 
 
 def right_pad(seqs: Sequence[Sequence[int]], pad_id: int, device=None):
-    import torch
-
-    width = max(len(s) for s in seqs)
-    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(seqs), width), dtype=torch.long)
-    for i, s in enumerate(seqs):
-        if s:
-            ids[i, : len(s)] = torch.tensor(list(s), dtype=torch.long)
-            mask[i, : len(s)] = 1
-    return ids.to(device), mask.to(device)
+    """(ids, attention mask) with padding on the right, as scoring and training use."""
+    return _pad(seqs, pad_id, device, left=False)
 
 
 def length_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
