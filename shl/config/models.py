@@ -170,7 +170,9 @@ class RunConfig(Strict):
     seed: int = Field(0, ge=0, description="the seed every random stream derives from")
     device: str = Field("auto", description="auto (cuda if available), cpu, cuda, cuda:N")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
-        "float32", description="model dtype (KL and losses are always computed in float32)"
+        "auto",
+        description="model dtype; auto = bfloat16 on CUDA, float32 on CPU (KL and losses are always computed in "
+        "float32; LoRA weights stay float32)",
     )
     model: ModelConfig = Field(default_factory=ModelConfig, description="the model source")
     data: str | None = Field(
