@@ -140,3 +140,23 @@ def test_two_rounds_with_heal_variants(host, tmp_path, overrides):
         assert rows[1]["lam"] == 0.0 and rows[1]["barrier_active"] == 0.0
     if cfg.heal.barrier.tau_mode == "matched":
         assert rows[1]["tau"] > 0 and rows[1]["tau"] == rows[2]["tau"]
+
+
+def test_shared_stages_give_the_same_results_as_recomputing(host, tmp_path):
+    """Arm B reusing arm A's cached base evaluation and round-1 pre-heal stages equals arm B computed alone."""
+    shared = tmp_path / "shared"
+    arm_a = config(host, **{"heal.lam": 1.0, "loop.rounds": 2})
+    arm_b = config(host, **{"heal.lam": 0.25, "heal.barrier.aggregator": {"name": "max"}, "loop.rounds": 2})
+    Run(arm_a, host, RunStore(tmp_path / "a"), shared_dir=shared).execute()
+    assert len(list(shared.glob("*.pt"))) == 1
+    reused = Run(arm_b, host, RunStore(tmp_path / "b_shared"), shared_dir=shared)
+    outcome = reused.execute()
+    assert outcome.status == "complete"
+    assert "reused from the shared stage cache" in (tmp_path / "b_shared" / "log.txt").read_text()
+    alone = Run(arm_b, host, RunStore(tmp_path / "b_alone")).execute()
+    assert strip(outcome.metrics) == strip(alone.metrics)
+    assert outcome.metrics[1]["lam"] == 0.25
+    # a config that changes a pre-heal stage (the filters) gets its own cache entry
+    arm_c = config(host, **{"filters": [], "loop.rounds": 1})
+    Run(arm_c, host, RunStore(tmp_path / "c"), shared_dir=shared).execute()
+    assert len(list(shared.glob("*.pt"))) == 2
