@@ -172,3 +172,18 @@ def test_trajectory_band_is_t_based():
     assert (mean, n) == (2.0, 3)
     assert half == pytest.approx(stats.t.ppf(0.975, 2) * 1.0 / math.sqrt(3))
     assert _t_summary([5.0])[1] == 0.0
+
+
+def test_run_ids_restrict_the_report_to_the_current_plan(store):
+    """Runs of an older config in the same directory (another hash) are kept on disk but not compared."""
+    stale = store / "runs" / "heal__seed0__0123456789ab"
+    stale.mkdir()
+    (stale / "meta.json").write_text(json.dumps({"experiment": "toy", "arm": "heal", "seed": 0}))
+    (stale / "metrics.jsonl").write_text(json.dumps({"round": 0, "trait": 99.0, "coherence": 99.0}) + "\n")
+    (stale / "DONE.json").write_text(json.dumps({"status": "complete", "message": "", "rounds": 0}))
+    planned = [p.name for p in (store / "runs").iterdir() if p.is_dir() and p != stale]
+    assert "heal__seed0__0123456789ab" in set(run_table(store)["run_id"])
+    assert "heal__seed0__0123456789ab" not in set(run_table(store, planned)["run_id"])
+    restricted = write_report(store, SPEC, figures=False, run_ids=planned)
+    assert 99.0 in set(load_runs(store)["value"]) and 99.0 not in set(load_runs(store, planned)["value"])
+    assert "heal__seed0__0123456789ab" not in restricted.markdown
