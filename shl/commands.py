@@ -65,7 +65,10 @@ def load_config(path: str, overrides: list[str]):
 
 
 def cmd_validate(args) -> int:
+    from .data import load_data
+
     cfg, _ = load_config(args.config, args.overrides)
+    load_data(cfg.data, Path(args.config).parent)  # the steering data file exists and is well formed
     print(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False), end="")
     print(f"# {args.config}: valid", file=sys.stderr)
     return 0

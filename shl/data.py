@@ -60,6 +60,8 @@ def resolve_data_path(spec: str, relative_to: Path | None = None) -> Path:
 
 def load_data(spec: str, relative_to: Path | None = None) -> SteeringData:
     path = resolve_data_path(spec, relative_to)
+    if not path.is_file():
+        raise ConfigError(f"data: '{spec}': no such steering data file")
     raw = read_yaml(path)
     try:
         f = DataFile.model_validate(raw)

@@ -64,6 +64,10 @@ def make_plan(path: str, overrides: list[str], seeds: str | None, arms: str | No
             raise ShlError(f"--seeds: {exc}") from None
     arm_list = [a.strip() for a in arms.split(",") if a.strip()] if arms else None
     runs = plan_runs(path, exp, base, registry, list(overrides), seed_list, arm_list)
+    from .data import load_data
+
+    for data in sorted({r.config.data for r in runs if r.config.data}):
+        load_data(data, Path(path).parent)  # a bad data file fails before anything runs
     out_dir = Path(out) if out else Path("runs") / exp.name
     return Plan(exp, Path(path), out_dir, runs)
 

@@ -177,6 +177,7 @@ class Run:
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()
+        self.data = load_data(cfg.data, self.data_root)  # before the model: a bad data file fails fast
         self.progress("load model")
         loaded = self.source.load(self.device, cfg.dtype)
         self.model, self.tok = loaded.model, loaded.tokenizer
@@ -189,7 +190,6 @@ class Run:
         clean_generation_config(self.model, self.tok)
         self.n_layers = len(decoder_layers(self.model))
         self.layers = resolve_layers(cfg.steer.layers, self.n_layers, f"model '{cfg.model.name}'")
-        self.data = load_data(cfg.data, self.data_root)
         self.stack = AdapterStack(self.model, cfg.heal.lora)
         self.log(
             f"model {loaded.name} on {self.device} ({cfg.dtype}), {self.n_layers} layers, steering layers "

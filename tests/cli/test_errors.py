@@ -166,3 +166,15 @@ def test_set_reaches_params_of_a_component_given_by_name(tmp_path: Path):
     assert agg["name"] == "p95" and agg["params"]["q"] == 0.5
     bad = run_shl("validate", cfg.name, "--set", "heal.barrier.aggregator.params.q=2", cwd=tmp_path)
     assert_user_error(bad, "heal.barrier.aggregator.params.q", "p95")
+
+
+def test_missing_or_malformed_steering_data(tmp_path: Path):
+    cfg = write_run_config(tmp_path, data="no_such_data.yaml")
+    assert_user_error(run_shl("validate", cfg.name, cwd=tmp_path), "data", "no_such_data.yaml")
+    (tmp_path / "bad_data.yaml").write_text("positive: {name: a, system: s}\ncontexts: [x]\n")
+    cfg = write_run_config(tmp_path, "bad.yaml", data="bad_data.yaml")
+    err = assert_user_error(run_shl("validate", cfg.name, cwd=tmp_path), "bad_data.yaml")
+    assert "negative" in err and "contexts" in err  # a missing pole, and too few contexts
+    exp = write_experiment(tmp_path, base_over={"data": "no_such_data.yaml"})
+    assert_user_error(run_shl("ablate", exp.name, "--out", tmp_path / "out", cwd=tmp_path), "no_such_data.yaml")
+    assert not (tmp_path / "out" / "runs").exists()
