@@ -130,8 +130,10 @@ def paired_comparison(
             mean_d = 0.0
             t, p_t, d_z, p_perm = 0.0, 1.0, 0.0, 1.0
         else:
+            # zero variance: the t-test is undefined, so p_t falls back to the exact sign-flip p (2 / 2^n)
             t = d_z = math.copysign(math.inf, mean_d)
-            p_t = 0.0
+            p_perm = _sign_flip_p(d)
+            p_t = p_perm
         ci_low = ci_high = mean_d
     else:
         res = stats.ttest_rel(a, b, alternative="two-sided")

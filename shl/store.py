@@ -27,6 +27,8 @@ from typing import Any
 
 import yaml
 
+from .errors import ShlError
+
 DONE = "DONE.json"
 FAILED = "FAILED.json"
 TERMINAL_OK = ("complete", "stopped", "starved")
@@ -73,10 +75,17 @@ class RunStore:
     def is_done(self) -> bool:
         return (self.dir / DONE).is_file()
 
+    def looks_like_run(self) -> bool:
+        return any((self.dir / name).exists() for name in ("config.yaml", "meta.json", "metrics.jsonl", DONE, FAILED))
+
     def reset(self) -> None:
-        """Remove a previous incomplete or failed attempt so the run starts from scratch."""
-        if self.dir.exists():
-            shutil.rmtree(self.dir)
+        """Remove a previous incomplete or failed attempt so the run starts from scratch. A non-empty directory
+        that is not a run directory is never deleted (``--out .`` must not wipe a project)."""
+        if not self.dir.exists():
+            return
+        if not self.dir.is_dir() or (any(self.dir.iterdir()) and not self.looks_like_run()):
+            raise ShlError(f"{self.dir}: exists and is not a run directory; refusing to overwrite it (choose another --out)")
+        shutil.rmtree(self.dir)
 
     # ------------------------------------------------------------------ writing
     def start(self, config: dict[str, Any], meta: dict[str, Any]) -> None:

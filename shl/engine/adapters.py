@@ -22,6 +22,7 @@ class AdapterStack:
         self.lora = lora
         self.peft = None
         self.names: list[str] = []
+        self.targets: list[str] | str | None = list(lora.target_modules) if lora.target_modules else None
 
     @property
     def model(self) -> Any:
@@ -36,9 +37,7 @@ class AdapterStack:
         from peft import LoraConfig
 
         kwargs = dict(r=self.lora.r, lora_alpha=self.lora.alpha, lora_dropout=self.lora.dropout, bias="none")
-        if self.lora.target_modules:
-            return LoraConfig(target_modules=list(self.lora.target_modules), **kwargs)
-        return LoraConfig(**kwargs)
+        return LoraConfig(target_modules=self.targets, **kwargs) if self.targets else LoraConfig(**kwargs)
 
     def new_round(self) -> list[Any]:
         """Add a fresh adapter (B = 0, so the student is unchanged), activate all, train only the new one."""
@@ -52,13 +51,10 @@ class AdapterStack:
             try:
                 self.peft = get_peft_model(self.base, cfg, adapter_name=name)
             except ValueError:
-                from peft import LoraConfig
-
-                cfg = LoraConfig(
-                    r=self.lora.r, lora_alpha=self.lora.alpha, lora_dropout=self.lora.dropout,
-                    target_modules="all-linear", bias="none",
-                )
-                self.peft = get_peft_model(self.base, cfg, adapter_name=name)
+                if self.targets:
+                    raise
+                self.targets = "all-linear"  # PEFT knows no default modules for this architecture
+                self.peft = get_peft_model(self.base, self._config(), adapter_name=name)
         else:
             self.peft.add_adapter(name, cfg)
         self.names.append(name)

@@ -128,7 +128,7 @@ def heal_round(
     wd = 0.0 if control else settings.weight_decay
     reverse = settings.regulariser != "kl_fwd"
     optimizer = torch.optim.AdamW(params, lr=settings.lr, weight_decay=wd)
-    _train_lora_dropout_only(model)
+    _train_lora_dropout_only(model, stack.current)
     n = len(completions)
     steps_per_epoch = -(-n // settings.batch_size)
     stats: dict[str, list[float]] = {}
@@ -192,11 +192,14 @@ def heal_round(
     }
 
 
-def _train_lora_dropout_only(model: Any) -> None:
-    """Eval mode everywhere (no base-model dropout: the reference must be exact) except LoRA dropout."""
+def _train_lora_dropout_only(model: Any, current: str | None) -> None:
+    """Eval mode everywhere (no base-model or history dropout: the reference must be exact) except the LoRA
+    dropout of the adapter being trained."""
     model.eval()
+    if current is None:
+        return
     for name, module in model.named_modules():
-        if "lora_dropout" in name:
+        if name.endswith(f"lora_dropout.{current}"):
             module.train()
 
 

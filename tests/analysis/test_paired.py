@@ -99,13 +99,16 @@ def test_all_differences_zero():
 
 
 def test_all_differences_equal_nonzero():
+    """Zero variance: the t-test is undefined, p falls back to the exact sign-flip p = 2 / 2^n."""
     r = paired_comparison([1.0, 2.0, 3.0, 4.0], [1.5, 2.5, 3.5, 4.5])
-    assert r.p_t == 0.0 and r.d_z == math.inf and r.t == math.inf
+    assert r.d_z == math.inf and r.t == math.inf
     assert r.ci_low == r.ci_high == pytest.approx(0.5)
-    assert r.p_perm == pytest.approx(2 / 16)
-    assert r.verdict == "better"
+    assert r.p_perm == pytest.approx(2 / 16) and r.p_t == r.p_perm
+    assert r.verdict.startswith("inconclusive")  # 4 identical gains are not proof at alpha 0.05
     r = paired_comparison([1.0, 2.0, 3.0], [0.0, 1.0, 2.0])
-    assert r.d_z == -math.inf and r.verdict == "worse"
+    assert r.d_z == -math.inf and r.p_t == pytest.approx(0.25) and r.verdict.startswith("inconclusive")
+    r = paired_comparison([float(i) for i in range(6)], [i - 1.0 for i in range(6)])
+    assert r.p_t == pytest.approx(2 / 64) and r.verdict == "worse"
 
 
 @pytest.mark.parametrize("b,a,msg", [

@@ -74,3 +74,13 @@ def test_complete_dir_of_another_config_is_refused(tiny_run):
     assert other.stderr.startswith("error: ") and "different config" in other.stderr
     assert "Traceback" not in other.stderr
     assert (tmp / "out" / "DONE.json").stat().st_mtime_ns == before
+
+
+def test_run_refuses_to_wipe_a_directory_that_is_not_a_run(tmp_path):
+    cfg = write_run_config(tmp_path)
+    precious = tmp_path / "project"
+    precious.mkdir()
+    (precious / "notes.txt").write_text("keep me")
+    res = run_shl("run", cfg.name, "--out", precious, "--force", cwd=tmp_path)
+    assert res.returncode == 2 and "not a run directory" in res.stderr and "Traceback" not in res.stderr
+    assert (precious / "notes.txt").read_text() == "keep me"
