@@ -58,9 +58,10 @@ def _select_runs(runs: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     return chosen.reset_index(drop=True), notes
 
 
-def _seed_usability(chosen: pd.DataFrame, arms: list[str]) -> tuple[list[int], dict[int, str]]:
+def _seed_usability(chosen: pd.DataFrame, arms: list[str],
+                    planned_seeds: Collection[int] = ()) -> tuple[list[int], dict[int, str]]:
     status = {(r.arm, int(r.seed)): r.status for r in chosen.itertuples()}
-    seeds = sorted({int(s) for s in chosen["seed"].dropna()})
+    seeds = sorted({int(s) for s in chosen["seed"].dropna()} | {int(s) for s in planned_seeds})
     kept, dropped = [], {}
     for seed in seeds:
         problems = []
@@ -314,6 +315,8 @@ def write_report(
     formats: Iterable[str] = ("md", "csv", "latex"),
     figures: bool = True,
     run_ids: Collection[str] | None = None,
+    planned_seeds: Collection[int] = (),
+    planned_arms: Collection[str] = (),
 ) -> ReportResult:
     """Write the paired comparison report under `<out_dir>/report/` and return it.
 
@@ -321,7 +324,8 @@ def write_report(
     comparisons. Writes comparison.{md,csv,tex} per `formats`, plus tidy.csv and
     runs.csv always, and figures/ (PNG+SVG) if `figures`. Raises ValueError if
     the store has no runs or the baseline arm is absent. ``run_ids`` restricts the report to those run
-    directories (the runner passes the runs of the current plan).
+    directories (the runner passes the runs of the current plan); ``planned_seeds`` and ``planned_arms`` name
+    seeds and arms that were planned, so one with no run at all is reported as missing, not silently absent.
     """
     out_dir = Path(out_dir)
     formats = set(formats)
@@ -335,10 +339,11 @@ def write_report(
     arms_present = sorted(runs["arm"].unique())
     if spec.baseline not in arms_present:
         raise ValueError(f"baseline arm {spec.baseline!r} not found; arms present: {arms_present}")
-    arms = [spec.baseline] + [a for a in arms_present if a != spec.baseline]
+    others = list(dict.fromkeys([*arms_present, *planned_arms]))
+    arms = [spec.baseline] + [a for a in others if a != spec.baseline]
     tidy = load_runs(out_dir, run_ids)
     chosen, notes = _select_runs(runs)
-    kept, dropped = _seed_usability(chosen, arms)
+    kept, dropped = _seed_usability(chosen, arms, planned_seeds)
 
     cache: dict[str, dict] = {}
 

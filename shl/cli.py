@@ -58,7 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ablate", help="run every arm x seed of an experiment (resuming), then compare arms")
     p.add_argument("experiment", help="experiment YAML")
     _add_set(p)
-    p.add_argument("--seeds", default=None, help="seeds to run, e.g. 0-4 or 0,2,5 (default: the experiment's)")
+    p.add_argument("--seeds", default=None,
+                   help="seeds to run: a range 0-4, a list 0,2,5, or one seed N (default: the experiment's seeds; "
+                   "in the YAML file a bare number N means N seeds, 0..N-1). Seeds run earlier on the same "
+                   "--out stay in the comparison")
     p.add_argument("--arms", default=None, help="comma-separated subset of arms (default: all)")
     p.add_argument("--out", default=None, help="output directory (default: runs/<experiment name>)")
     p.add_argument("--dry-run", action="store_true", help="list runs as done / pending / failed; run nothing")

@@ -108,26 +108,27 @@ def round_table(rows: list[dict[str, Any]], title: str = ""):
 
 
 def cmd_run(args) -> int:
-    from .config import config_hash
+    from .data import run_hash
     from .engine.loop import Run
     from .store import RunStore
 
     overrides = list(args.overrides) + ([f"seed={args.seed}"] if args.seed is not None else [])
     cfg, host = load_config(args.config, overrides)
     resolved = cfg.model_dump(mode="json")
-    h = config_hash(resolved)[:10]
+    identity = run_hash(resolved, Path(args.config).parent)
+    h = identity[:10]
     out = Path(args.out) if args.out else Path("runs") / f"{cfg.name}-seed{cfg.seed}-{h}"
     store = RunStore(out)
     con = _console()
     if store.is_done() and not args.force:
         prev = store.meta().get("config_hash", "")
-        if prev and prev != config_hash(resolved):
+        if prev and prev != identity:
             raise ShlError(f"{out}: holds a complete run of a different config; use another --out or --force")
         con.print(f"{out}: already complete ({store.status()}); --force to redo")
         con.print(round_table(store.metrics(), title=str(out)))
         return 0
     store.reset()
-    meta = {"experiment": None, "arm": None, "seed": cfg.seed, "config_hash": config_hash(resolved),
+    meta = {"experiment": None, "arm": None, "seed": cfg.seed, "config_hash": identity,
             "config_file": str(args.config)}
     with con.status("starting") as status:
         run = Run(cfg, host, store, progress=lambda s: status.update(s), data_root=Path(args.config).parent,

@@ -22,7 +22,7 @@ from typing import Optional
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .api import Persona, SteeringData
-from .config.loading import read_yaml, validation_message
+from .config.loading import config_hash, read_yaml, validation_message
 from .errors import ConfigError
 
 BUILTIN_PREFIX = "builtin:"
@@ -78,3 +78,19 @@ def load_data(spec: str, relative_to: Path | None = None) -> SteeringData:
         narration_words=list(f.narration_words),
         source=str(path),
     )
+
+
+def data_digest(spec: str, relative_to: Path | None = None) -> str:
+    """sha256 of the steering data file's bytes: editing the file changes every run that reads it."""
+    import hashlib
+
+    path = resolve_data_path(spec, relative_to)
+    if not path.is_file():
+        raise ConfigError(f"data: '{spec}': no such steering data file")
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def run_hash(resolved: dict, relative_to: Path | None = None) -> str:
+    """The identity of a run: its fully resolved config plus the content of the data file it reads."""
+    digest = data_digest(resolved["data"], relative_to) if resolved.get("data") else None
+    return config_hash({**resolved, "data_sha256": digest})

@@ -49,6 +49,8 @@ class Plan:
     path: Path
     out: Path
     runs: list[PlannedRun]
+    base: dict[str, Any]
+    overrides: list[str]
 
     def store(self, run: PlannedRun) -> RunStore:
         return RunStore(self.out / "runs" / run.dirname)
@@ -69,25 +71,29 @@ def make_plan(path: str, overrides: list[str], seeds: str | None, arms: str | No
     for data in sorted({r.config.data for r in runs if r.config.data}):
         load_data(data, Path(path).parent)  # a bad data file fails before anything runs
     out_dir = Path(out) if out else Path("runs") / exp.name
-    return Plan(exp, Path(path), out_dir, runs)
+    return Plan(exp, Path(path), out_dir, runs, base, list(overrides))
 
 
-def write_experiment_record(plan: Plan, overrides: list[str], partial_arms: bool) -> list[str]:
-    """The resolved experiment (comparison spec included) and the run directories of the current plan, which
-    ``shl report`` reads back: runs of an older config in the same directory are kept but not compared.
-    With ``--arms``, the recorded runs of the other arms are kept. Returns the recorded run ids."""
+def write_experiment_record(plan: Plan, registry) -> list[str]:
+    """Record the resolved experiment (comparison spec included) and the run directories ``shl report``
+    compares: every (arm, seed) planned by this or an earlier invocation on this directory (``--seeds 5-9``
+    after ``--seeds 0-4`` compares all ten), each under the CURRENT config. Runs of an older config stay on disk
+    but are not compared; an (arm, seed) that was never run under the current config counts as missing."""
     path = plan.out / "experiment.yaml"
-    run_ids = [r.dirname for r in plan.runs]
-    if partial_arms and path.is_file():
-        planned_arms = {r.arm for r in plan.runs}
-        previous = (yaml.safe_load(path.read_text()) or {}).get("runs") or []
-        run_ids += [rid for rid in previous if rid.split("__", 1)[0] not in planned_arms]
+    previous = (yaml.safe_load(path.read_text()) or {}) if path.is_file() else {}
+    if previous.get("name") != plan.exp.name:
+        previous = {}
+    seeds = sorted(set(previous.get("plan_seeds") or []) | {r.seed for r in plan.runs})
+    arms = [a for a in plan.exp.arms if a in set(previous.get("plan_arms") or []) | {r.arm for r in plan.runs}]
+    if seeds == sorted({r.seed for r in plan.runs}) and set(arms) == {r.arm for r in plan.runs}:
+        recorded = plan.runs
+    else:
+        recorded = plan_runs(plan.path, plan.exp, plan.base, registry, plan.overrides, seeds, arms)
     record = plan.exp.model_dump(mode="json")
-    record["overrides"] = list(overrides)
-    record["source"] = str(plan.path)
-    record["runs"] = run_ids
+    record.update(overrides=plan.overrides, source=str(plan.path), plan_seeds=seeds, plan_arms=arms,
+                  runs=[r.dirname for r in recorded])
     atomic_write(path, yaml.safe_dump(record, sort_keys=False))
-    return run_ids
+    return record["runs"]
 
 
 def status_table(plan: Plan) -> list[dict[str, Any]]:
@@ -113,7 +119,7 @@ def ablate_command(args) -> int:
         _print_status(con, plan, rows)
         return 0
     with output_lock(plan.out):
-        write_experiment_record(plan, args.overrides, bool(args.arms))
+        write_experiment_record(plan, host.registry)
         pending = [r for r, row in zip(plan.runs, rows) if row["state"] != "done"]
         n_done = len(plan.runs) - len(pending)
         con.print(
@@ -208,7 +214,8 @@ def report(out: Path, con, formats: list[str], figures: bool) -> None:
     except Exception as exc:
         raise ShlError(f"{path}: comparison: {exc}".splitlines()[0]) from None
     try:
-        result = write_report(out, spec, formats=("md", "csv", "latex"), figures=figures, run_ids=record.get("runs"))
+        result = write_report(out, spec, formats=("md", "csv", "latex"), figures=figures, run_ids=record.get("runs"),
+                              planned_seeds=record.get("plan_seeds") or (), planned_arms=record.get("plan_arms") or ())
     except ValueError as exc:  # no runs yet, or no run of the baseline arm: a user-facing problem
         raise ShlError(f"{out}: cannot write the report: {exc}") from None
     for fmt in formats:

@@ -10,9 +10,10 @@ from typing import Any, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from shl_analysis.spec import ComparisonSpec
 
+from ..data import run_hash
 from ..errors import ConfigError
 from ..registry import Registry
-from .loading import apply_overrides, config_hash, read_yaml, resolve_run_config, validate_model
+from .loading import apply_overrides, read_yaml, resolve_run_config, validate_model
 from .models import RunConfig
 
 
@@ -178,5 +179,5 @@ def plan_runs(
             raw_seed = {**raw, "seed": seed}
             cfg = validate_model(RunConfig, raw_seed, source)
             cfg = resolve_run_config(cfg, registry, source)
-            planned.append(PlannedRun(arm, seed, cfg, config_hash(cfg.model_dump(mode="json"))))
+            planned.append(PlannedRun(arm, seed, cfg, run_hash(cfg.model_dump(mode="json"), Path(path).parent)))
     return planned

@@ -18,7 +18,7 @@ from typing import Any, Callable
 from ..api import Completion, FilterContext
 from ..config.loading import model_source_name
 from ..config.models import RunConfig
-from ..data import load_data
+from ..data import data_digest, load_data
 from ..errors import RunError, ShlError
 from ..manager import PluginHost
 from ..store import RunStore
@@ -407,7 +407,7 @@ class Run:
         d = self.cfg.model_dump(mode="json")
         for k in ("heal", "loop", "name"):
             d.pop(k, None)
-        return config_hash({"stage": "pre-heal-0", "version": 1, **d})
+        return config_hash({"stage": "pre-heal-0", "version": 1, "data_sha256": data_digest(self.data.source), **d})
 
     def _shared_path(self) -> Path | None:
         return None if self.shared_dir is None else Path(self.shared_dir) / f"{self._shared_key()[:24]}.pt"
