@@ -97,12 +97,13 @@ def _compare(spec: ComparisonSpec, arms: list[str], kept: list[int], n_dropped_g
     for m in spec.metrics:
         higher = m.direction == "higher"
         ep = endpoints[m.name]
+        # a seed whose endpoint is missing in any arm is dropped from every comparison of this metric
+        usable = [s for s in kept if all(np.isfinite(ep.get((a, s), math.nan)) for a in arms)]
         metric_rows = []
         for arm in arms:
             if arm == spec.baseline:
                 continue
-            pairs = [(s, ep.get((spec.baseline, s), math.nan), ep.get((arm, s), math.nan)) for s in kept]
-            pairs = [(s, b, a) for s, b, a in pairs if np.isfinite(b) and np.isfinite(a)]
+            pairs = [(s, ep[(spec.baseline, s)], ep[(arm, s)]) for s in usable]
             row = dict.fromkeys(_NUMERIC_COLUMNS, math.nan)
             row.update(metric=m.name, arm=arm, baseline=spec.baseline, n=len(pairs),
                        dropped=n_seeds - len(pairs), wins=0)

@@ -187,3 +187,15 @@ def test_run_ids_restrict_the_report_to_the_current_plan(store):
     restricted = write_report(store, SPEC, figures=False, run_ids=planned)
     assert 99.0 in set(load_runs(store)["value"]) and 99.0 not in set(load_runs(store, planned)["value"])
     assert "heal__seed0__0123456789ab" not in restricted.markdown
+
+
+def test_a_missing_endpoint_drops_the_seed_from_every_arm(store):
+    """heal seed 4 has no coherence values: seed 4 leaves the coherence comparisons of EVERY arm."""
+    run = store / "runs" / "heal__seed4__abcdef012345"
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    for row in rows:
+        row["coherence"] = None
+    (run / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    t = write_report(store, SPEC, figures=False).table.set_index(["metric", "arm"])
+    assert t.loc[("coherence", "steer"), "n"] == 3 and t.loc[("coherence", "heal"), "n"] == 3
+    assert t.loc[("trait", "steer"), "n"] == 4  # other metrics keep the seed
