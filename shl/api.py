@@ -10,9 +10,11 @@ imported inside the methods that need it. Tensors in signatures are ``torch.Tens
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+import types
+import typing
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Sequence
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -20,10 +22,41 @@ if TYPE_CHECKING:  # pragma: no cover
 FAMILIES = ("steering", "filter", "aggregator", "schedule", "evaluator", "model")
 
 
-class Params(BaseModel):
-    """Base for every component's ``Params``: unknown keys are errors; give every field a description."""
+def _scalar_types(annotation: Any) -> set[Any]:
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _scalar_types(typing.get_args(annotation)[0])
+    if origin is typing.Union or origin is types.UnionType:
+        return set().union(*(_scalar_types(a) for a in typing.get_args(annotation)))
+    return {annotation}
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+
+class Params(BaseModel):
+    """Base for every component's ``Params``: unknown keys are errors; give every field a description.
+
+    Scalars are checked, not coerced: an ``int`` field rejects booleans, floats and strings, a ``bool`` field
+    anything but true/false, a ``float`` field booleans (numeric strings such as YAML's ``1e-3`` are accepted),
+    and no float field accepts inf or NaN.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_coercion(cls, value: Any, info: ValidationInfo) -> Any:
+        field = cls.model_fields.get(info.field_name or "")
+        if field is None or value is None:
+            return value
+        kinds = _scalar_types(field.annotation)
+        numeric = bool(kinds & {int, float})
+        if isinstance(value, bool):
+            if numeric and bool not in kinds:
+                raise ValueError("expected a number, got a boolean")
+        elif bool in kinds and not (numeric or kinds & {str, Any}):
+            raise ValueError("expected true or false")
+        elif int in kinds and not kinds & {float, str, Any} and not isinstance(value, int):
+            raise ValueError("expected an integer")
+        return value
 
 
 class Component:
@@ -104,12 +137,39 @@ class Verdict:
 class Scorer:
     """Scores token sequences under a model state; handed to filters and evaluators by the engine.
 
-    ``logprobs(completions, model="base")`` returns, per completion, the log-probabilities of its
-    completion tokens given its prompt (prompt and completion tokenised apart, then concatenated), under the
-    ``"base"`` model (all adapters off) or the ``"student"`` (current adapters, no steering). Batched.
+    Two model states: ``"base"`` (all adapters off, no steering) and ``"student"``, the student in its CURRENT
+    state: its adapters, and the steering vector when the engine is evaluating the steered point (the state
+    ``EvalContext.generate(model="student")`` samples from). Filters run with steering paused, so there
+    ``"student"`` is the unsteered student. Prompt and completion are tokenised apart, then concatenated.
+    Both methods are batched.
     """
 
     def logprobs(self, completions: Sequence[Completion], model: str = "base") -> list[list[float]]:
+        """Per completion, the log-probabilities (float, no temperature) of its completion tokens given its
+        prompt and the completion tokens before them, under ``model``."""
+        raise NotImplementedError
+
+    def token_probs(
+        self,
+        completions: Sequence[Completion],
+        positions: Sequence[Sequence[int]],
+        token_ids: Sequence[int],
+        model: str = "student",
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+    ) -> list[list[list[float]]]:
+        """The SAMPLER's next-token probabilities of chosen tokens at chosen completion positions.
+
+        ``out[i][k][m]`` is the probability that sampling (softmax of the logits divided by ``temperature``,
+        then cut to the top-``top_p`` nucleus exactly as transformers' ``TopPLogitsWarper`` does) picks
+        ``token_ids[m]`` as completion token number ``positions[i][k]`` of ``completions[i]``, given its prompt
+        and ``completion_ids[:positions[i][k]]``, under ``model``. A position may equal
+        ``len(completion_ids)`` (the distribution after the last token); build a ``Completion`` with the prefix
+        you want to ask about any other continuation. The defaults (temperature 1, top-p 1, the current
+        student) are what ``EvalContext.generate`` samples with, so these are exactly the probabilities the
+        evaluation's completions were drawn from (up to float rounding).
+        Scorers that cannot provide it raise ``NotImplementedError``.
+        """
         raise NotImplementedError
 
 
@@ -225,6 +285,12 @@ class ModelSource(Component):
     def load(self, device: str, dtype: str) -> LoadedModel:
         raise NotImplementedError
 
+    def num_layers(self) -> int | None:
+        """The number of decoder layers the model will have, known WITHOUT loading it (from the params, a local
+        config file...), so ``steer.layers`` is checked before any run starts; None = unknown until loaded.
+        Must not download anything or import torch."""
+        return None
+
 
 # --------------------------------------------------------------------------------------------- evaluators
 
@@ -241,9 +307,14 @@ class EvalContext:
     model completions, which do not change between rounds).
     ``render(user, system)`` returns the token ids of a rendered chat prompt (ending at the assistant turn), to
     build ``Completion`` objects for the scorer.
-    ``scorer`` scores under "base" or "student". ``seed`` is a per-(round, evaluator) integer for any extra
-    randomness. ``tokenizer`` and ``data`` are the run's. Append a few completions worth reading to ``samples``
-    (dicts with at least "user" and "text"); the engine stores them with the round.
+    ``scorer`` scores under "base" or "student" (the current state: steered at the steered point, like
+    ``generate``); ``scorer.token_probs`` gives the probabilities ``generate`` sampled each token from.
+    ``generate`` samples at temperature 1, top-p 1; its seeds depend on the run seed, the evaluator's name, the
+    model and the call number only (not on the round or the arm), so every arm and round of a seed is evaluated
+    on the same prompts with the same random numbers (common random numbers). ``seed`` is a per-(run seed,
+    evaluator) integer (the same every round) for any extra randomness. ``tokenizer`` and ``data`` are the
+    run's. Append a few completions worth reading to ``samples`` (dicts with at least "user" and "text"); the
+    engine stores them with the round.
     """
 
     generate: Callable[..., list[Completion]]
@@ -266,6 +337,10 @@ class Evaluator(Component):
     """
 
     family: ClassVar[str] = "evaluator"
+    metrics: ClassVar[tuple[str, ...] | None] = None
+    """The metric keys ``evaluate()`` returns (``_se`` keys may be listed or are implied by their metric), so a
+    comparison on a metric no evaluator produces is rejected before anything runs. None = undeclared, not
+    checked."""
 
     def evaluate(self, ctx: EvalContext) -> dict[str, float]:
         raise NotImplementedError

@@ -32,13 +32,14 @@ class Coherence(api.Evaluator):
 
     name = "coherence"
     description = "share of unsteered completions with low base-model tail perplexity and no n-gram loops"
+    metrics = ("coherence", "coherence_se", "tail_ppl", "distinct2", "rep")
 
     class Params(api.Params):
-        n_prompts: int = Field(64, ge=1, description="held-out eval prompts used (the first n)")
+        n_prompts: int = Field(64, ge=1, le=100_000, description="held-out eval prompts used (the first n)")
         max_ppl: float = Field(50.0, gt=0.0, description="highest tail perplexity still counted as coherent")
         max_rep: float = Field(0.5, ge=0.0, le=1.0, description="highest repetition score still counted as coherent")
         tail: float = Field(0.25, gt=0.0, le=1.0, description="fraction of the completion's last tokens scored")
-        min_words: int = Field(4, ge=1, description="completions with fewer words score 0 for word repetition")
+        min_words: int = Field(4, ge=1, le=10_000, description="completions with fewer words score 0 for word repetition")
 
     def evaluate(self, ctx: api.EvalContext) -> dict[str, float]:
         p = self.params

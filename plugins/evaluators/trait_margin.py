@@ -23,7 +23,8 @@ class TraitMargin(api.Evaluator):
     once per run and cached, so every round is scored on the same texts). Both are
     then scored as answers to u under the NEUTRAL system prompt (``ctx.render``):
     margin_M(u) = mean log p_M(c_pos | u) - mean log p_M(c_neg | u), the means over each completion's tokens,
-    for M = student and M = base. Metrics: ``trait`` = mean over prompts of margin_student - margin_base
+    for M = student (in its current state: steered when the engine evaluates the steered point, so
+    ``steered_trait`` measures the steered student) and M = base (adapters and steering off). Metrics: ``trait`` = mean over prompts of margin_student - margin_base
     (0 for the base model itself; > 0 when the student moved towards the positive persona), ``trait_se`` (its
     standard error over prompts, nan with one prompt) and ``trait_raw`` = mean margin_student.
     Prompts where either completion is empty are skipped.
@@ -31,9 +32,10 @@ class TraitMargin(api.Evaluator):
 
     name = "trait_margin"
     description = "student-minus-base log-prob margin (nats/token) of positive- over negative-persona completions"
+    metrics = ("trait", "trait_se", "trait_raw")
 
     class Params(api.Params):
-        n_prompts: int = Field(32, ge=1, description="held-out eval prompts used (the first n)")
+        n_prompts: int = Field(32, ge=1, le=100_000, description="held-out eval prompts used (the first n)")
 
     def evaluate(self, ctx: api.EvalContext) -> dict[str, float]:
         data = ctx.data

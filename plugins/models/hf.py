@@ -57,6 +57,23 @@ class HF(api.ModelSource):
         revision: Optional[str] = Field(None, description="hub revision (branch, tag or commit); None: the default")
         trust_remote_code: bool = Field(False, description="allow the model repository's own Python code to run")
 
+    def num_layers(self) -> int | None:
+        """From the model's config.json when it is already local (a directory or the HF cache); else None."""
+        p = self.params
+        try:
+            from transformers import AutoConfig
+
+            cfg = AutoConfig.from_pretrained(
+                p.name_or_path, revision=p.revision, trust_remote_code=p.trust_remote_code, local_files_only=True
+            )
+        except Exception:
+            return None
+        for c in (cfg, getattr(cfg, "text_config", None)):
+            n = getattr(c, "num_hidden_layers", None)
+            if isinstance(n, int) and not isinstance(n, bool) and n > 0:
+                return n
+        return None
+
     def load(self, device: str, dtype: str) -> api.LoadedModel:
         import transformers
         from transformers import AutoModelForCausalLM, AutoTokenizer

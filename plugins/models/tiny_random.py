@@ -50,16 +50,19 @@ class TinyRandom(api.ModelSource):
 
     class Params(api.Params):
         arch: Literal["llama", "qwen2", "qwen3", "gpt2", "gemma"] = Field("llama", description="architecture")
-        hidden: int = Field(64, ge=8, description="hidden size (divisible by heads)")
-        layers: int = Field(2, ge=1, description="number of decoder layers")
-        heads: int = Field(4, ge=1, description="attention heads")
-        seed: int = Field(0, ge=0, description="seed of the weight initialisation")
+        hidden: int = Field(64, ge=8, le=8192, description="hidden size (divisible by heads)")
+        layers: int = Field(2, ge=1, le=128, description="number of decoder layers")
+        heads: int = Field(4, ge=1, le=128, description="attention heads")
+        seed: int = Field(0, ge=0, le=2**63 - 1, description="seed of the weight initialisation")
 
         @model_validator(mode="after")
         def _divisible(self):
             if self.hidden % self.heads:
                 raise ValueError(f"hidden ({self.hidden}) must be divisible by heads ({self.heads})")
             return self
+
+    def num_layers(self) -> int | None:
+        return self.params.layers
 
     def load(self, device: str, dtype: str) -> api.LoadedModel:
         import torch

@@ -34,7 +34,12 @@ class ToyWorldSource(ModelSource):
     class Params(Params):
         variant: Literal["default", "small"] = Field(
             "default", description="model size: 'default' (what users get) or 'small' (fast, for tests/CI)")
-        seed: int = Field(0, description="training seed of the toy model (a different seed = a different model)")
+        seed: int = Field(0, ge=0, le=2**63 - 1, description="training seed of the toy model (a different seed = a different model)")
+
+    def num_layers(self) -> int | None:
+        from .train import VARIANTS
+
+        return int(VARIANTS[self.params.variant]["model"]["num_hidden_layers"])
 
     def load(self, device: str, dtype: str) -> LoadedModel:
         from .train import ensure_model

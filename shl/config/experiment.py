@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import copy
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Union
@@ -13,17 +13,54 @@ from shl_analysis.spec import ComparisonSpec
 from ..data import run_hash
 from ..errors import ConfigError
 from ..registry import Registry
-from .loading import apply_overrides, read_yaml, resolve_run_config, validate_model
-from .models import RunConfig
+from .loading import (
+    MAX_CONFIG_BYTES,
+    apply_overrides,
+    deep_merge,
+    metric_produced,
+    produced_metrics,
+    read_yaml,
+    resolve_run_config,
+    validate_model,
+    with_base,
+)
+from .models import ENGINE_METRICS, MAX_SEED, STEERED_PREFIX, Real, RunConfig, safe_name
+
+MAX_SEEDS = 1000
+"""At most this many seeds in one plan (a list, a count or ranges)."""
+MAX_RUNS = 10_000
+"""At most this many (arm, seed) runs in one plan."""
+
+__all__ = [
+    "ENGINE_METRICS", "MAX_RUNS", "MAX_SEEDS", "ExperimentConfig", "PlannedRun", "deep_merge",
+    "identical_arms", "load_experiment", "parse_seeds", "plan_runs",
+]
+
+
+def _seed_count_error(n: int, what: str) -> ValueError:
+    return ValueError(f"{what} is {n} seeds; at most {MAX_SEEDS} per plan")
+
+
+def _seed(text: str) -> int | None:
+    text = text.strip()
+    if not (text.isascii() and text.isdigit()):
+        return None
+    if len(text) > len(str(MAX_SEED)) or int(text) > MAX_SEED:
+        raise ValueError(f"{text} is not an integer in [0, {MAX_SEED}]")
+    return int(text)
 
 
 def parse_seeds(value: Any) -> list[int]:
-    """``[0, 1, 2]``, ``3`` (= 0-2), ``"0-4"`` or ``"0,2,5"`` -> a sorted list of distinct seeds."""
+    """``[0, 1, 2]``, ``3`` (= 0-2), ``"0-4"`` or ``"0,2,5"`` -> a sorted list of distinct seeds.
+
+    At most MAX_SEEDS seeds (checked before any range is expanded), each in [0, 2**63 - 1]."""
     if isinstance(value, bool):
-        raise ValueError("seeds: expected a list, a count, or a range like '0-4'")
+        raise ValueError("expected a list, a count, or a range like '0-4'")
     if isinstance(value, int):
         if value < 1:
-            raise ValueError("seeds: a count must be >= 1")
+            raise ValueError("a count must be >= 1")
+        if value > MAX_SEEDS:
+            raise _seed_count_error(value, f"a count of {value}")
         return list(range(value))
     if isinstance(value, str):
         out: list[int] = []
@@ -32,37 +69,41 @@ def parse_seeds(value: Any) -> list[int]:
             if not part:
                 continue
             if "-" in part:
-                lo, hi = part.split("-", 1)
-                if not (lo.strip().isdigit() and hi.strip().isdigit()) or int(lo) > int(hi):
-                    raise ValueError(f"seeds: bad range '{part}' (expected like 0-4)")
-                out.extend(range(int(lo), int(hi) + 1))
-            elif part.isdigit():
+                lo, hi = (_seed(x) for x in part.split("-", 1))
+                if lo is None or hi is None or lo > hi:
+                    raise ValueError(f"bad range '{part}' (expected like 0-4)")
+                if len(out) + hi - lo + 1 > MAX_SEEDS:
+                    raise _seed_count_error(len(out) + hi - lo + 1, f"'{value}'")
+                out.extend(range(lo, hi + 1))
+            elif _seed(part) is not None:
                 out.append(int(part))
             else:
-                raise ValueError(f"seeds: bad seed '{part}'")
+                raise ValueError(f"bad seed '{part}'")
         value = out
     if not isinstance(value, list) or not value:
-        raise ValueError("seeds: expected a non-empty list, a count, or a range like '0-4'")
+        raise ValueError("expected a non-empty list, a count, or a range like '0-4'")
+    if len(value) > MAX_SEEDS:
+        raise _seed_count_error(len(value), "the list")
     for s in value:
-        if not isinstance(s, int) or isinstance(s, bool) or s < 0:
-            raise ValueError(f"seeds: {s!r} is not a non-negative integer")
+        if not isinstance(s, int) or isinstance(s, bool) or not 0 <= s <= MAX_SEED:
+            raise ValueError(f"{s!r} is not an integer in [0, {MAX_SEED}]")
     return sorted(set(value))
 
 
 class ExecutorConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     name: Literal["inprocess", "ray"] = Field("inprocess", description="where runs execute")
     address: str | None = Field(None, description="Ray cluster address (ray only; null = RAY_ADDRESS or local)")
-    num_cpus: float = Field(1.0, gt=0, description="CPUs per run (ray only)")
-    num_gpus: float = Field(0.0, ge=0, description="GPUs per run (ray only)")
+    num_cpus: Real = Field(1.0, gt=0, le=4096, description="CPUs per run (ray only)")
+    num_gpus: Real = Field(0.0, ge=0, le=1024, description="GPUs per run (ray only)")
 
 
 class ExperimentConfig(BaseModel):
     """An ablation: every arm x seed is one run of ``base`` with the arm's overrides."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    name: str = Field(description="experiment name (default output directory: runs/<name>)")
+    name: str = Field(description="experiment name (default output directory: runs/<name>); a safe file name")
     description: str = Field("", description="what the experiment asks")
     base: Union[str, dict[str, Any]] = Field(
         default_factory=dict, description="the base run config: a path (relative to this file) or a mapping"
@@ -79,22 +120,32 @@ class ExperimentConfig(BaseModel):
     comparison: ComparisonSpec = Field(description="the declared comparison (baseline arm, metrics, endpoint...)")
     executor: ExecutorConfig = Field(default_factory=ExecutorConfig, description="executor")
 
+    @field_validator("name", mode="before")
+    @classmethod
+    def _name(cls, v: Any) -> Any:
+        return safe_name(v)
+
     @field_validator("seeds")
     @classmethod
     def _seeds(cls, v: Any) -> list[int]:
         return parse_seeds(v)
 
-    @field_validator("arms")
+    @field_validator("arms", mode="before")
     @classmethod
-    def _arm_names(cls, arms: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    def _arm_names(cls, arms: Any) -> Any:
+        if not isinstance(arms, dict):
+            return arms
+        out = {}
         for name, over in arms.items():
-            if not name or "/" in name or name.startswith(".") or "__" in name:
-                raise ValueError(f"arm name {name!r}: use letters, digits, '-' and single '_'")
-            if over is None:
-                arms[name] = {}
-            elif not isinstance(over, dict):
+            if not isinstance(name, str) or not safe_name_ok(name) or "__" in name:
+                raise ValueError(
+                    f"arm name {name!r}: use 1-100 letters, digits, '.', '-' and single '_', starting with a letter "
+                    "or digit"
+                )
+            if over is not None and not isinstance(over, dict):
                 raise ValueError(f"arm {name!r}: overrides must be a mapping, got {type(over).__name__}")
-        return arms
+            out[name] = over or {}
+        return out
 
 
 @dataclass
@@ -111,14 +162,12 @@ class PlannedRun:
         return f"{self.arm}__seed{self.seed}__{self.hash[:12]}"
 
 
-def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    out = copy.deepcopy(base)
-    for key, value in over.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict) and key not in ("params",):
-            out[key] = deep_merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
+def safe_name_ok(name: str) -> bool:
+    try:
+        safe_name(name)
+    except ValueError:
+        return False
+    return True
 
 
 def arm_overrides(over: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
@@ -129,27 +178,26 @@ def arm_overrides(over: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
 
 
 def _yaml_scalar(v: Any) -> str:
-    import json
-
     return json.dumps(v)
 
 
 def load_experiment(path: str | Path, overrides: list[str] = ()) -> tuple[ExperimentConfig, dict[str, Any]]:
-    """The experiment and its base run config as a raw mapping (not yet validated)."""
+    """The experiment and its base run config as a raw mapping (``base:`` chains resolved; not yet validated)."""
     path = Path(path)
-    raw = read_yaml(path)
+    raw = read_yaml(path, "an experiment file", MAX_CONFIG_BYTES)
+    if "arms" not in raw and "comparison" not in raw and ("model" in raw or "steer" in raw or "heal" in raw):
+        raise ConfigError(f"{path}: is a run config (it has no 'arms:'), not an experiment; run it with 'shl run'")
     exp = validate_model(ExperimentConfig, raw, str(path))
     if exp.comparison.baseline not in exp.arms:
         raise ConfigError(
             f"{path}: comparison.baseline: '{exp.comparison.baseline}' is not an arm (arms: {', '.join(exp.arms)})"
         )
     if isinstance(exp.base, str):
-        base_path = Path(exp.base)
-        if not base_path.is_absolute():
-            base_path = path.parent / base_path
-        base = read_yaml(base_path)
+        if not exp.base.strip():
+            raise ConfigError(f"{path}: base: expected the path of a run config file, got ''")
+        base = with_base({"base": exp.base}, path)
     else:
-        base = dict(exp.base)
+        base = with_base(dict(exp.base), path)
     return exp, base
 
 
@@ -162,9 +210,20 @@ def plan_runs(
     seeds: list[int] | None = None,
     arms: list[str] | None = None,
 ) -> list[PlannedRun]:
-    """Every (arm, seed) run, validated and resolved, so a bad arm fails before anything runs."""
+    """Every (arm, seed) run, validated and resolved, so a bad arm fails before anything runs.
+
+    Also checked here, before anything runs: at most MAX_RUNS runs, each arm's ``steer.layers`` against the
+    model's depth (when known without loading), and that every comparison metric is produced by every arm
+    (an evaluator's declared metric, its ``steered_`` version, or an engine metric)."""
+    arm_names = arms or list(exp.arms)
+    seed_list = seeds if seeds is not None else exp.seeds
+    if len(arm_names) * len(seed_list) > MAX_RUNS:
+        raise ConfigError(
+            f"{path}: {len(arm_names)} arms x {len(seed_list)} seeds = {len(arm_names) * len(seed_list)} runs; "
+            f"at most {MAX_RUNS} per plan"
+        )
     planned = []
-    for arm in arms or list(exp.arms):
+    for arm in arm_names:
         if arm not in exp.arms:
             raise ConfigError(f"--arms: no arm '{arm}' (arms: {', '.join(exp.arms)})")
         common_nested, common_dotted = arm_overrides(exp.set)
@@ -175,9 +234,50 @@ def plan_runs(
         except ConfigError as exc:
             raise ConfigError(f"{path}: arms.{arm}: {exc}") from None
         source = f"{path}: arms.{arm}"
-        for seed in seeds if seeds is not None else exp.seeds:
+        for seed in seed_list:
             raw_seed = {**raw, "seed": seed}
             cfg = validate_model(RunConfig, raw_seed, source)
             cfg = resolve_run_config(cfg, registry, source)
             planned.append(PlannedRun(arm, seed, cfg, run_hash(cfg.model_dump(mode="json"), Path(path).parent)))
+        if planned:
+            check_comparison_metrics(path, exp, arm, planned[-1].config, registry)
     return planned
+
+
+def check_comparison_metrics(
+    path: str | Path, exp: ExperimentConfig, arm: str, cfg: RunConfig, registry: Registry
+) -> None:
+    """Every comparison metric must be one a run of ``arm`` writes; skipped when an evaluator of the arm does
+    not declare its metrics (``Evaluator.metrics`` is None)."""
+    for i, m in enumerate(exp.comparison.metrics):
+        if metric_produced(m.name, cfg, registry) is False:
+            produced = sorted(produced_metrics(cfg, registry) or ())
+            evaluators = ", ".join(e.name for e in cfg.eval.evaluators or []) or "none"
+            hint = "" if cfg.eval.steered else f"; '{STEERED_PREFIX}*' metrics need eval.steered: true"
+            raise ConfigError(
+                f"{path}: comparison.metrics[{i}]: no run of arm '{arm}' produces metric '{m.name}' (its "
+                f"evaluators {evaluators} produce: {', '.join(produced) or 'nothing'}; the engine also writes "
+                f"{', '.join(ENGINE_METRICS)}, drop_<filter>{hint})"
+            )
+
+
+def identical_arms(planned: list[PlannedRun]) -> list[tuple[str, str]]:
+    """Pairs ``(first, later)`` of arms whose resolved configs are identical apart from seed and name (by
+    planning order; three identical arms a, b, c give (a, b) and (a, c)): such arms compare a config with
+    itself."""
+    first_of: dict[str, str] = {}
+    pairs: list[tuple[str, str]] = []
+    seen_arms: set[str] = set()
+    for run in planned:
+        if run.arm in seen_arms:
+            continue
+        seen_arms.add(run.arm)
+        d = run.config.model_dump(mode="json")
+        d.pop("seed", None)
+        d.pop("name", None)
+        key = json.dumps(d, sort_keys=True, default=str)
+        if key in first_of:
+            pairs.append((first_of[key], run.arm))
+        else:
+            first_of[key] = run.arm
+    return pairs

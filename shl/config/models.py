@@ -1,14 +1,81 @@
-"""The run config: one config + one seed = one run. Every field documents its meaning and default."""
+"""The run config: one config + one seed = one run. Every field documents its meaning and default.
+
+Input types are checked, not coerced: counts (``Int``) take only integers (not ``true``, ``"3"`` or ``3.0``),
+flags (``Bool``) only ``true``/``false``, and reals (``Real``) take numbers or numeric strings (PyYAML reads
+``1e-3`` as a string; ``1.0e-3`` is a float) but never booleans. Every float must be finite, and every count
+and size has an upper bound, so a config that validates is one that can run.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Literal, Union
+import re
+from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    field_validator,
+    model_validator,
+)
+from pydantic import Strict as _StrictType
+
+MAX_SEED = 2**63 - 1
+MAX_COUNT = 100_000  # prompts, contexts, completions per round
+MAX_BATCH = 4096
+MAX_TOKENS = 32_768
+MAX_ROUNDS = 1000
+MAX_EPOCHS = 1000
+MAX_LORA_R = 1024
+MAX_LIST = 256  # layers, alphas, components, target modules
+
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+ENGINE_METRICS: tuple[str, ...] = (
+    "round", "wall_s",
+    "vector_norm", "cos_r0",
+    "kappa", "coeff", "probe_survival", "dose_reached", "dose_probes",
+    "kept", "total", "keep_share",
+    "lam", "tau",
+    "heal_nll", "heal_loss", "heal_kl", "kl_agg", "barrier_active", "spectral_norm2", "heal_steps",
+)
+"""Metric keys the engine itself writes to a run's round rows (besides the evaluators' keys)."""
+ENGINE_METRIC_PREFIXES: tuple[str, ...] = ("drop_",)
+"""Prefixes of engine row keys named after a component (``drop_<filter>``: completions a filter dropped)."""
+STEERED_PREFIX = "steered_"
+"""Evaluator keys measured on the steered, unhealed student carry this prefix (when ``eval.steered``)."""
+
+
+def _real(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError("expected a number, got a boolean")
+    return value
+
+
+def safe_name(value: str) -> str:
+    """A name used as one path component: 1-100 of letters, digits, '.', '_', '-', not starting with '.'/'-'/'_'."""
+    if not isinstance(value, str) or not NAME_RE.fullmatch(value):
+        raise ValueError(
+            f"{value!r} is not a safe name: use 1-100 letters, digits, '.', '_' or '-', starting with a letter or "
+            "digit (it names a directory)"
+        )
+    return value
+
+
+Int = Annotated[int, _StrictType()]
+"""An integer; booleans, strings and floats are rejected."""
+Bool = StrictBool
+"""true or false; integers and strings are rejected."""
+Real = Annotated[float, BeforeValidator(_real)]
+"""A finite number (or numeric string, as PyYAML reads ``1e-3``); booleans are rejected."""
+SafeName = Annotated[str, _StrictType(), AfterValidator(safe_name)]
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class ComponentRef(Strict):
@@ -37,7 +104,7 @@ class ModelConfig(Strict):
         return {"name": value} if isinstance(value, str) else value
 
 
-LayerSpec = Union[int, float]
+LayerSpec = Union[Int, Annotated[float, _StrictType()]]
 
 
 class SteerConfig(Strict):
@@ -49,6 +116,7 @@ class SteerConfig(Strict):
         description="layers to read and steer: an int is a layer index (negative counts from the end), a float "
         "in [0, 1) a fraction of depth (0.25 = a quarter of the way in)",
         min_length=1,
+        max_length=MAX_LIST,
     )
     positions: Literal["prompt_mean", "last"] = Field(
         "prompt_mean",
@@ -56,8 +124,8 @@ class SteerConfig(Strict):
         "token suffix of the two persona prompts (the user turn and assistant header, plus any tokens that end "
         "both system turns alike); last = the last prompt token",
     )
-    n_contexts: int = Field(64, ge=2, description="extraction contexts per round (from the data's contexts)")
-    batch_size: int = Field(32, ge=1, description="extraction batch size")
+    n_contexts: Int = Field(64, ge=2, le=MAX_COUNT, description="extraction contexts per round (from the data's contexts)")
+    batch_size: Int = Field(32, ge=1, le=MAX_BATCH, description="extraction batch size")
 
     @field_validator("layers")
     @classmethod
@@ -69,13 +137,13 @@ class SteerConfig(Strict):
 
 
 class DoseConfig(Strict):
-    scale: float = Field(4.0, gt=0, description="base coefficient; the applied coefficient is kappa * alpha * scale")
-    controller: bool = Field(True, description="bisect kappa so that the probe's survival share reaches target")
-    kappa_min: float = Field(0.2, gt=0, description="lower end of the kappa search (log-space bisection)")
-    kappa_max: float = Field(1.0, gt=0, description="upper end of the kappa search; kappa when controller is off")
-    target: float = Field(0.75, gt=0, le=1, description="target share of probe completions that survive the filters")
-    steps: int = Field(4, ge=0, description="bisection steps after the kappa_max probe")
-    probe_prompts: int = Field(32, ge=1, description="prompts in the probe batch")
+    scale: Real = Field(4.0, gt=0, description="base coefficient; the applied coefficient is kappa * alpha * scale")
+    controller: Bool = Field(True, description="bisect kappa so that the probe's survival share reaches target")
+    kappa_min: Real = Field(0.2, gt=0, description="lower end of the kappa search (log-space bisection)")
+    kappa_max: Real = Field(1.0, gt=0, description="upper end of the kappa search; kappa when controller is off")
+    target: Real = Field(0.75, gt=0, le=1, description="target share of probe completions that survive the filters")
+    steps: Int = Field(4, ge=0, le=50, description="bisection steps after the kappa_max probe")
+    probe_prompts: Int = Field(32, ge=1, le=MAX_COUNT, description="prompts in the probe batch")
 
     @model_validator(mode="after")
     def _range(self) -> "DoseConfig":
@@ -85,12 +153,12 @@ class DoseConfig(Strict):
 
 
 class GenerateConfig(Strict):
-    alphas: list[float] = Field(default_factory=lambda: [1.0], min_length=1, description="dose multiples sampled")
-    n_prompts: int = Field(96, ge=1, description="prompts drawn from the pool per round (per alpha)")
-    max_new_tokens: int = Field(48, ge=1, description="completion length cap")
-    temperature: float = Field(1.0, gt=0, description="sampling temperature (no repetition penalty, ever)")
-    top_p: float = Field(1.0, gt=0, le=1, description="nucleus sampling mass")
-    batch_size: int = Field(64, ge=1, description="generation batch size")
+    alphas: list[Real] = Field(default_factory=lambda: [1.0], min_length=1, max_length=MAX_LIST, description="dose multiples sampled")
+    n_prompts: Int = Field(96, ge=1, le=MAX_COUNT, description="prompts drawn from the pool per round (per alpha)")
+    max_new_tokens: Int = Field(48, ge=1, le=MAX_TOKENS, description="completion length cap")
+    temperature: Real = Field(1.0, gt=0, description="sampling temperature (no repetition penalty, ever)")
+    top_p: Real = Field(1.0, gt=0, le=1, description="nucleus sampling mass")
+    batch_size: Int = Field(64, ge=1, le=MAX_BATCH, description="generation batch size")
 
 
 class BarrierConfig(Strict):
@@ -105,22 +173,22 @@ class BarrierConfig(Strict):
         description="aggregate KL per sequence then average relu(D - tau) over sequences (sequence), or "
         "aggregate over all masked positions of the batch at once (batch)",
     )
-    tau: float = Field(0.0, ge=0, description="barrier threshold: the penalty is lam * relu(D - tau)")
+    tau: Real = Field(0.0, ge=0, description="barrier threshold: the penalty is lam * relu(D - tau)")
     tau_mode: Literal["fixed", "matched"] = Field(
         "fixed",
         description="fixed: use tau; matched: set tau per run to the tau_quantile of this aggregator's D between "
         "the steered and unsteered round-0 student on the round-0 kept completions, so arms with different "
         "aggregators are matched by the share of sequences on which the barrier is active",
     )
-    tau_quantile: float = Field(0.5, gt=0, lt=1, description="quantile used by tau_mode=matched")
+    tau_quantile: Real = Field(0.5, gt=0, lt=1, description="quantile used by tau_mode=matched")
 
 
 class LoraConfig(Strict):
-    r: int = Field(8, ge=1, description="LoRA rank")
-    alpha: float = Field(16.0, gt=0, description="LoRA alpha")
-    dropout: float = Field(0.0, ge=0, lt=1, description="LoRA dropout")
+    r: Int = Field(8, ge=1, le=MAX_LORA_R, description="LoRA rank")
+    alpha: Real = Field(16.0, gt=0, description="LoRA alpha")
+    dropout: Real = Field(0.0, ge=0, lt=1, description="LoRA dropout")
     target_modules: list[str] | None = Field(
-        None, description="module names to adapt; null = the attention and MLP projections PEFT knows for the arch"
+        None, max_length=MAX_LIST, description="module names to adapt; null = the attention and MLP projections PEFT knows for the arch"
     )
 
 
@@ -130,44 +198,50 @@ class HealConfig(Strict):
         description="kl_rev: barrier on KL(student || ref); kl_fwd: KL(ref || student); nll: the control, with "
         "every barrier and penalty off",
     )
-    lam: float = Field(1.0, ge=0, description="base barrier weight, transformed per round by the schedule")
+    lam: Real = Field(1.0, ge=0, description="base barrier weight, transformed per round by the schedule")
     schedule: ComponentRef = Field(
         default_factory=lambda: ComponentRef(name="constant"), description="lambda schedule plugin"
     )
     barrier: BarrierConfig = Field(default_factory=BarrierConfig, description="the KL barrier")
-    spectral: float = Field(0.0, ge=0, description="weight of the spectral penalty on each LoRA update ||BA||_2^2")
-    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay on the LoRA parameters")
+    spectral: Real = Field(0.0, ge=0, description="weight of the spectral penalty on each LoRA update ||BA||_2^2")
+    weight_decay: Real = Field(0.0, ge=0, description="AdamW weight decay on the LoRA parameters")
     lora: LoraConfig = Field(default_factory=LoraConfig, description="the per-round adapter")
-    epochs: int = Field(2, ge=1, description="passes over the kept completions")
-    lr: float = Field(1e-3, gt=0, description="AdamW learning rate")
-    batch_size: int = Field(16, ge=1, description="heal batch size")
-    max_grad_norm: float = Field(1.0, gt=0, description="gradient clipping norm")
+    epochs: Int = Field(2, ge=1, le=MAX_EPOCHS, description="passes over the kept completions")
+    lr: Real = Field(1e-3, gt=0, description="AdamW learning rate")
+    batch_size: Int = Field(16, ge=1, le=MAX_BATCH, description="heal batch size")
+    max_grad_norm: Real = Field(1.0, gt=0, description="gradient clipping norm")
+    ref_cache_mb: Int = Field(
+        1024, ge=0, le=2**20,
+        description="memory budget (MiB) for the frozen reference's log-probabilities (completion positions, "
+        "float32), computed once per completion per round and reused by later epochs; 0, or a round whose "
+        "cache would exceed the budget, recomputes the reference every epoch (same results up to float rounding)",
+    )
 
 
 class EvalConfig(Strict):
     evaluators: list[ComponentRef] | None = Field(
-        None, description="evaluator plugins; null = the model source's defaults"
+        None, max_length=MAX_LIST, description="evaluator plugins; null = the model source's defaults"
     )
-    max_new_tokens: int = Field(48, ge=1, description="completion length cap when evaluating")
-    batch_size: int = Field(64, ge=1, description="evaluation generation batch size")
-    steered: bool = Field(True, description="also evaluate the steered, unhealed student at the dose used")
-    samples: int = Field(4, ge=0, description="completions per evaluation stored to read")
+    max_new_tokens: Int = Field(48, ge=1, le=MAX_TOKENS, description="completion length cap when evaluating")
+    batch_size: Int = Field(64, ge=1, le=MAX_BATCH, description="evaluation generation batch size")
+    steered: Bool = Field(True, description="also evaluate the steered, unhealed student at the dose used")
+    samples: Int = Field(4, ge=0, le=MAX_COUNT, description="completions per evaluation stored to read")
 
 
 class LoopConfig(Strict):
-    rounds: int = Field(2, ge=1, description="heal rounds")
-    coherence_floor: float | None = Field(
+    rounds: Int = Field(2, ge=1, le=MAX_ROUNDS, description="heal rounds")
+    coherence_floor: Real | None = Field(
         None, description="stop early when the student's coherence metric falls below this"
     )
     coherence_metric: str = Field("coherence", description="metric the floor applies to")
-    min_kept: int = Field(8, ge=1, description="a round with fewer kept completions ends the run as 'starved'")
+    min_kept: Int = Field(8, ge=1, le=10 * MAX_COUNT, description="a round with fewer kept completions ends the run as 'starved'")
 
 
 class RunConfig(Strict):
     """A complete run configuration (one seed)."""
 
-    name: str = Field("run", description="a label for the run")
-    seed: int = Field(0, ge=0, description="the seed every random stream derives from")
+    name: SafeName = Field("run", description="a label for the run (names its default output directory)")
+    seed: Int = Field(0, ge=0, le=MAX_SEED, description="the seed every random stream derives from")
     device: str = Field("auto", description="auto (cuda if available), cpu, cuda, cuda:N")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
         "auto",
@@ -182,7 +256,7 @@ class RunConfig(Strict):
     dose: DoseConfig = Field(default_factory=DoseConfig, description="dose controller")
     generate: GenerateConfig = Field(default_factory=GenerateConfig, description="steered generation")
     filters: list[ComponentRef] | None = Field(
-        None, description="filter chain (votes are ANDed); null = the model source's defaults; [] = keep all"
+        None, max_length=MAX_LIST, description="filter chain (votes are ANDed); null = the model source's defaults; [] = keep all"
     )
     heal: HealConfig = Field(default_factory=HealConfig, description="the heal step")
     eval: EvalConfig = Field(default_factory=EvalConfig, description="evaluation")
