@@ -1,7 +1,16 @@
 """Statistics and reporting over the shl result store (never imports torch)."""
 
 from .paired import PairedResult, paired_comparison
-from .report import ReportResult, write_report
+from .power import (
+    describe_stopping_rule,
+    exact_min_n,
+    exact_min_p,
+    min_detectable_effect,
+    seeds_needed,
+    seeds_to_add,
+    verdict_alpha,
+)
+from .report import ReportResult, paired_differences, write_report
 from .results import load_runs, run_table
 from .spec import ComparisonSpec, MetricSpec
 
@@ -12,6 +21,14 @@ __all__ = [
     "ReportResult",
     "load_runs",
     "paired_comparison",
+    "paired_differences",
     "run_table",
+    "describe_stopping_rule",
+    "exact_min_n",
+    "exact_min_p",
+    "min_detectable_effect",
+    "seeds_needed",
+    "seeds_to_add",
+    "verdict_alpha",
     "write_report",
 ]

@@ -8,13 +8,14 @@ from typing import Sequence
 
 import numpy as np
 from scipy import stats
-from statsmodels.stats.power import TTestPower
+from .power import POWER, exact_min_n, exact_min_p, min_detectable_effect, seeds_needed
+
+__all__ = ["EXACT_MAX_N", "POWER", "PairedResult", "min_detectable_effect", "paired_comparison", "verdict_for"]
 
 #: Largest n for which the sign-flip test enumerates all 2^n flips; above it a
 #: seeded Monte-Carlo approximation with MC_RESAMPLES flips is used instead.
 EXACT_MAX_N = 20
 MC_RESAMPLES = 200_000
-POWER = 0.8
 
 
 @dataclass(frozen=True)
@@ -25,7 +26,14 @@ class PairedResult:
     p_t: two-sided paired t-test. p_perm: two-sided exact sign-flip permutation
     test on mean(d). d_z: mean(d)/sd(d). wins: pairs where the arm is strictly
     better. mde: smallest |mean(d)| detectable with 80% power at `alpha`
-    (two-sided), in metric units.
+    (two-sided paired t, noncentral t), in metric units; NaN when sd(d) = 0 with
+    non-zero differences (the t-model gives no MDE then). When every difference
+    is exactly 0 it stays 0.0, a placeholder that keeps that result free of NaN;
+    the verdict never quotes it. min_p_exact: smallest p the exact sign-flip
+    test can give at this n (2/2^n). n_exact: smallest n at which that test can
+    reach `alpha` (2/2^n < alpha). n_needed: pairs needed to detect
+    |delta| = target_effect with 80% power at `alpha` given sd(d), and at least
+    n_exact (None without a target_effect).
     """
 
     n: int
@@ -47,18 +55,47 @@ class PairedResult:
     alpha: float
     higher_is_better: bool
     verdict: str
+    min_p_exact: float = 1.0
+    n_exact: int = 0
+    target_effect: float | None = None
+    n_needed: int | None = None
 
     def to_dict(self) -> dict:
         """Plain-dict view (JSON-friendly apart from inf/nan floats)."""
         return asdict(self)
 
 
-def verdict_for(p: float, mean_diff: float, mde: float, alpha: float, higher_is_better: bool) -> str:
-    """'better'/'worse' when p < alpha (direction from mean_diff), else 'inconclusive: ...'."""
+def _exact_clause(n: int, alpha: float) -> str:
+    need = exact_min_n(alpha)
+    if n >= need:
+        return ""
+    return (f"the exact sign-flip test needs n >= {need} seeds to reach alpha {alpha:.3g} "
+            f"(min p at n={n} is {exact_min_p(n):.3g})")
+
+
+def verdict_for(p: float, mean_diff: float, mde: float, alpha: float, higher_is_better: bool,
+                n: int | None = None, sd_diff: float | None = None,
+                alpha_verdict: float | None = None) -> str:
+    """'better'/'worse' when p < alpha (direction from mean_diff), else 'inconclusive: ...'.
+
+    p is compared with `alpha` (pass the corrected p). The inconclusive text quotes `mde`, which
+    should be computed at `alpha_verdict` (the per-comparison level of the correction; defaults to
+    alpha). With `n` given it adds, when 2/2^n >= alpha_verdict, that the exact sign-flip test cannot
+    reach alpha_verdict at this n and how many seeds it needs. With `sd_diff` = 0 it says the t-model
+    MDE is undefined instead of quoting one.
+    """
     if p is not None and not math.isnan(p) and p < alpha and mean_diff != 0:
         improved = (mean_diff > 0) == higher_is_better
         return "better" if improved else "worse"
-    return f"inconclusive: could detect |delta| >= {mde:.3g}"
+    a_v = alpha if alpha_verdict is None or math.isnan(alpha_verdict) else alpha_verdict
+    exact = _exact_clause(int(n), a_v) if n is not None else ""
+    if sd_diff is not None and sd_diff == 0:
+        head = "inconclusive: sd of paired differences is 0, so the t-model gives no MDE"
+        if not exact and n is not None:
+            exact = f"the exact sign-flip test can reach alpha {a_v:.3g} at n={n}"
+        return f"{head}; {exact}" if exact else head
+    head = f"inconclusive: could detect |delta| >= {mde:.3g}"
+    return f"{head}; {exact}" if exact else head
 
 
 def _as_array(x: Sequence[float], name: str) -> np.ndarray:
@@ -86,28 +123,20 @@ def _sign_flip_p(d: np.ndarray) -> float:
     return float(min(1.0, res.pvalue))
 
 
-def min_detectable_effect(n: int, sd_diff: float, alpha: float = 0.05, power: float = POWER) -> float:
-    """Smallest |mean(d)| a two-sided paired t-test with n pairs detects with `power`."""
-    if sd_diff == 0:
-        return 0.0
-    es = TTestPower().solve_power(
-        effect_size=None, nobs=n, alpha=alpha, power=power, alternative="two-sided"
-    )
-    return float(es) * sd_diff
-
-
 def paired_comparison(
     baseline: Sequence[float],
     arm: Sequence[float],
     alpha: float = 0.05,
     higher_is_better: bool = True,
+    target_effect: float | None = None,
 ) -> PairedResult:
     """Compare `arm` with `baseline`, paired by index (seed).
 
     Raises ValueError for unequal lengths, fewer than 2 pairs, NaN/inf values or
     alpha outside (0, 1). When all differences are equal (sd(d) = 0): all zero
     gives t = 0, p_t = 1, d_z = 0; all equal and non-zero gives t = d_z = ±inf,
-    p_t = 0 and a zero-width CI.
+    p_t = the exact sign-flip p (2/2^n) and a zero-width CI. `target_effect` (metric units, optional) sets
+    n_needed: the pairs needed to detect it with 80% power at `alpha`.
     """
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must be in (0, 1), got {alpha}")
@@ -143,7 +172,11 @@ def paired_comparison(
         d_z = mean_d / sd_d
 
     wins = int(np.sum(d > 0) if higher_is_better else np.sum(d < 0))
-    mde = min_detectable_effect(n, sd_d, alpha)
+    if sd_d == 0:
+        mde = 0.0 if mean_d == 0.0 else math.nan  # see PairedResult: undefined from the t-model
+    else:
+        mde = min_detectable_effect(n, sd_d, alpha)
+    n_needed = None if target_effect is None else seeds_needed(target_effect, sd_d, alpha)
     return PairedResult(
         n=n,
         mean_baseline=float(b.mean()),
@@ -163,5 +196,9 @@ def paired_comparison(
         mde=mde,
         alpha=alpha,
         higher_is_better=higher_is_better,
-        verdict=verdict_for(p_t, mean_d, mde, alpha, higher_is_better),
+        verdict=verdict_for(p_t, mean_d, mde, alpha, higher_is_better, n=n, sd_diff=sd_d),
+        min_p_exact=exact_min_p(n),
+        n_exact=exact_min_n(alpha),
+        target_effect=target_effect,
+        n_needed=n_needed,
     )

@@ -16,6 +16,11 @@ class MetricSpec(BaseModel):
     direction: Literal["higher", "lower"] = Field(
         default="higher", description="Whether higher or lower values are better."
     )
+    target_effect: float | None = Field(
+        default=None, gt=0.0,
+        description="Effect |delta| (metric units) this metric's 'seeds needed' is computed for; "
+        "None = use ComparisonSpec.target_effect.",
+    )
 
 
 class ComparisonSpec(BaseModel):
@@ -44,6 +49,12 @@ class ComparisonSpec(BaseModel):
         default="holm",
         description="Multiple-comparison correction across arms-vs-baseline within each metric.",
     )
+    target_effect: float | None = Field(
+        default=0.05, gt=0.0,
+        description="Effect |delta| in metric units (e.g. 0.05 = 5 points of a 0-1 share) for which the "
+        "report gives the seeds needed for 80% power at the verdict's alpha; a metric's own "
+        "target_effect overrides it; None = no seeds-needed column values.",
+    )
 
     @model_validator(mode="after")
     def _check_primary(self) -> "ComparisonSpec":
@@ -55,6 +66,11 @@ class ComparisonSpec(BaseModel):
         elif self.primary not in names:
             raise ValueError(f"primary {self.primary!r} is not one of the metrics {names}")
         return self
+
+    def target_effect_for(self, name: str) -> float | None:
+        """Target effect for metric `name`: its own target_effect, else the spec-wide one."""
+        own = self.metric(name).target_effect
+        return self.target_effect if own is None else own
 
     def metric(self, name: str) -> MetricSpec:
         """Return the MetricSpec called `name` (KeyError if absent)."""
