@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import math
 import re
 from dataclasses import dataclass, field
@@ -10,20 +11,24 @@ from typing import Collection, Iterable
 
 import numpy as np
 import pandas as pd
+from matplotlib import rc_context
 from matplotlib.ticker import MaxNLocator
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
+from shl.store import atomic_write, claim_dir
+
 from .endpoints import endpoint_value
 from .paired import PairedResult, paired_comparison, verdict_for
+from .power import POWER, exact_min_n, exact_min_p, min_detectable_effect, seeds_needed, verdict_alpha
 from .results import USABLE_STATUSES, load_runs, run_table
 from .spec import ComparisonSpec
 
 _CORRECTION_METHOD = {"holm": "holm", "bonferroni": "bonferroni", "bh": "fdr_bh"}
 _NUMERIC_COLUMNS = [
     "metric", "arm", "baseline", "n", "dropped", "mean_baseline", "sd_baseline",
-    "mean_arm", "sd_arm", "delta", "ci_low", "ci_high", "d_z", "wins", "p_t",
-    "p_perm", "p_adj", "mde", "verdict",
+    "mean_arm", "sd_arm", "delta", "sd_diff", "ci_low", "ci_high", "d_z", "wins", "p_t",
+    "p_perm", "p_adj", "alpha_verdict", "mde", "target_effect", "n_needed", "verdict",
 ]
 
 
@@ -60,14 +65,15 @@ def _select_runs(runs: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
 
 def _seed_usability(chosen: pd.DataFrame, arms: list[str],
                     planned_seeds: Collection[int] = ()) -> tuple[list[int], dict[int, str]]:
-    status = {(r.arm, int(r.seed)): r.status for r in chosen.itertuples()}
+    status = {(r.arm, int(r.seed)): (f"{r.status} ({r.message})" if r.status == "corrupt" else r.status)
+              for r in chosen.itertuples()}
     seeds = sorted({int(s) for s in chosen["seed"].dropna()} | {int(s) for s in planned_seeds})
     kept, dropped = [], {}
     for seed in seeds:
         problems = []
         for arm in arms:
             st = status.get((arm, seed), "missing")
-            if st not in USABLE_STATUSES:
+            if st.split(" ")[0] not in USABLE_STATUSES:
                 problems.append(f"{st} in `{arm}`")
         if problems:
             dropped[seed] = "; ".join(problems)
@@ -112,8 +118,8 @@ def _compare(spec: ComparisonSpec, arms: list[str], kept: list[int], n_dropped_g
                                                       alpha=spec.alpha, higher_is_better=higher)
                 row.update(mean_baseline=res.mean_baseline, sd_baseline=res.sd_baseline,
                            mean_arm=res.mean_arm, sd_arm=res.sd_arm, delta=res.mean_diff,
-                           ci_low=res.ci_low, ci_high=res.ci_high, d_z=res.d_z, wins=res.wins,
-                           p_t=res.p_t, p_perm=res.p_perm, mde=res.mde)
+                           sd_diff=res.sd_diff, ci_low=res.ci_low, ci_high=res.ci_high, d_z=res.d_z,
+                           wins=res.wins, p_t=res.p_t, p_perm=res.p_perm)
             else:
                 row["verdict"] = "no paired seeds" if not pairs else "too few paired seeds (n=1)"
                 if pairs:
@@ -128,12 +134,25 @@ def _compare(spec: ComparisonSpec, arms: list[str], kept: list[int], n_dropped_g
         adj = pvals.copy()
         if spec.correction != "none" and ok.any():
             adj[ok] = multipletests(pvals[ok], alpha=spec.alpha, method=_CORRECTION_METHOD[spec.correction])[1]
+        # MDE and seeds needed at the per-comparison level the correction implies (see verdict_alpha)
+        k = int(ok.sum())
+        a_v = verdict_alpha(spec.alpha, spec.correction, k) if k else math.nan
+        target = spec.target_effect_for(m.name)
         for r, p in zip(metric_rows, adj):
             r["p_adj"] = float(p)
+            r["target_effect"] = math.nan if target is None else float(target)
+            r["n_needed"] = pd.NA
             if r["n"] >= 2:
-                r["verdict"] = verdict_for(p, r["delta"], r["mde"], spec.alpha, higher)
+                n, sd = int(r["n"]), float(r["sd_diff"])
+                r["alpha_verdict"] = a_v
+                r["mde"] = min_detectable_effect(n, sd, a_v, POWER)  # NaN when sd(d) = 0
+                if target is not None:
+                    r["n_needed"] = seeds_needed(target, sd, a_v, POWER)
+                r["verdict"] = verdict_for(p, r["delta"], r["mde"], spec.alpha, higher,
+                                           n=n, sd_diff=sd, alpha_verdict=a_v)
         rows.extend(metric_rows)
-    table = pd.DataFrame(rows, columns=_NUMERIC_COLUMNS).astype({"n": int, "dropped": int, "wins": int})
+    table = pd.DataFrame(rows, columns=_NUMERIC_COLUMNS).astype(
+        {"n": int, "dropped": int, "wins": int, "n_needed": "Int64"})
     return table, diffs
 
 
@@ -160,7 +179,9 @@ def _display_table(table: pd.DataFrame, alpha: float) -> pd.DataFrame:
         "p (t)": [_fmt(p) for p in table["p_t"]],
         "p (perm)": [_fmt(p) for p in table["p_perm"]],
         "p (adj)": [_fmt(p) for p in table["p_adj"]],
+        "alpha_verdict": [_fmt(a) for a in table["alpha_verdict"]],
         "MDE": [_fmt(m) for m in table["mde"]],
+        "n_needed": ["n/a" if pd.isna(v) else str(int(v)) for v in table["n_needed"]],
         "verdict": table["verdict"],
     })
     return out
@@ -192,8 +213,89 @@ def _latex_table(df: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+_ADAPTIVE_KEYS = {"until_mde", "max_seeds", "batch", "rule", "alpha_verdict", "min_seeds", "batches"}
+
+
+def _check_adaptive(adaptive: dict | None) -> None:
+    if adaptive is None:
+        return
+    unknown = set(adaptive) - _ADAPTIVE_KEYS
+    if unknown:
+        raise ValueError(f"unknown adaptive keys {sorted(unknown)}; expected some of {sorted(_ADAPTIVE_KEYS)}")
+    missing = {"until_mde", "max_seeds"} - set(adaptive)
+    if "rule" not in adaptive and "batch" not in adaptive:
+        missing.add("batch")
+    if missing:
+        raise ValueError(f"adaptive needs {sorted(missing)}")
+
+
+def _seed_ranges(seeds: Iterable[int]) -> str:
+    seeds = sorted({int(x) for x in seeds})
+    parts, i = [], 0
+    while i < len(seeds):
+        j = i
+        while j + 1 < len(seeds) and seeds[j + 1] == seeds[j] + 1:
+            j += 1
+        parts.append(str(seeds[i]) if i == j else f"{seeds[i]}-{seeds[j]}")
+        i = j + 1
+    return ", ".join(parts)
+
+
+def _adaptive_line(adaptive: dict, spec: ComparisonSpec, k: int) -> str:
+    from .power import describe_stopping_rule
+
+    x, cap = float(adaptive["until_mde"]), int(adaptive["max_seeds"])
+    a_v = float(adaptive.get("alpha_verdict", verdict_alpha(spec.alpha, spec.correction, max(1, k))))
+    rule = adaptive.get("rule") or describe_stopping_rule(x, cap, int(adaptive["batch"]), a_v,
+                                                         min_seeds=adaptive.get("min_seeds"))
+    facts = [f"target MDE {x:g} on `{spec.primary}`", f"at most {cap} seeds"]
+    if "batch" in adaptive:
+        facts.append(f"batches of {int(adaptive['batch'])}")
+    if adaptive.get("batches"):
+        facts.append("seeds per batch: " + " | ".join(_seed_ranges(b) for b in adaptive["batches"]))
+    return f"- seeds were added adaptively ({'; '.join(facts)}). Rule: {rule.rstrip('.')}."
+
+
+_ALPHA_WHY = {
+    "holm": "the Bonferroni level: a row with p < alpha/k is significant under Holm whatever the other rows "
+            "show, while Holm tests lower-ranked rows at up to alpha/(k - rank + 1), so MDE and n_needed are "
+            "conservative for them",
+    "bonferroni": "the level Bonferroni tests every row at",
+    "bh": "a row with p < alpha/k is significant under Benjamini-Hochberg whatever the other rows show; BH's "
+          "own levels alpha*rank/k depend on the ranking of the observed p-values, so the data-independent "
+          "alpha/k is used as a conservative bound",
+}
+
+
+def _power_footnote(spec: ComparisonSpec, table: pd.DataFrame) -> str:
+    tested = table[table["n"] >= 2]
+    per_metric = {m: (int(len(g)), float(g["alpha_verdict"].iloc[0])) for m, g in tested.groupby("metric", sort=False)}
+    if spec.correction == "none":
+        level = f"alpha = {spec.alpha:g} (no correction)"
+    else:
+        ks = sorted(set(per_metric.values()))
+        where = (f"k = {ks[0][0]}: {ks[0][1]:.3g}" if len(ks) == 1 else
+                 "; ".join(f"`{m}`: k = {kk}, {a:.3g}" for m, (kk, a) in per_metric.items()))
+        level = f"alpha/k with k the number of tested arms in the metric's family ({where}), {_ALPHA_WHY[spec.correction]}"
+    targets = {m.name: spec.target_effect_for(m.name) for m in spec.metrics}
+    if all(t is None for t in targets.values()):
+        needed = "n_needed: n/a (no target_effect set in the comparison spec)."
+    else:
+        vals = set(targets.values())
+        what = (f"|delta| = {next(iter(vals)):g}" if len(vals) == 1 else
+                "|delta| = " + ", ".join(f"{t:g} for `{m}`" for m, t in targets.items() if t is not None))
+        needed = (f"n_needed: seeds needed for {POWER:.0%} power to detect {what} (target_effect, metric units) "
+                  f"at alpha_verdict given the observed sd(d), and at least the n at which the exact sign-flip "
+                  f"test can reach alpha_verdict (2/2^n < alpha_verdict).")
+    return (f"alpha_verdict: the per-comparison level at which MDE and n_needed are computed, {level}. "
+            f"MDE: smallest |delta| detectable with {POWER:.0%} power by the two-sided paired t-test "
+            f"(noncentral t) at this n, sd(d) and alpha_verdict; n/a where sd(d) = 0, for which the t-model "
+            f"gives no MDE. " + needed)
+
+
 def _markdown(spec: ComparisonSpec, arms: list[str], kept: list[int], dropped: dict[int, str],
-              display: pd.DataFrame, table: pd.DataFrame, notes: list[str]) -> str:
+              display: pd.DataFrame, table: pd.DataFrame, notes: list[str],
+              adaptive: dict | None = None) -> str:
     k = len(arms) - 1
     corr = {"holm": "Holm", "bonferroni": "Bonferroni", "bh": "Benjamini-Hochberg (FDR)", "none": "no"}[spec.correction]
     endpoint = {"final": "value at the final round", "last_k": f"mean of the last {spec.last_k} rounds",
@@ -201,23 +303,30 @@ def _markdown(spec: ComparisonSpec, arms: list[str], kept: list[int], dropped: d
     out = [f"# Paired comparison against `{spec.baseline}`", "",
            f"- endpoint: `{spec.endpoint}` ({endpoint}); alpha = {spec.alpha:g} (two-sided); primary metric: `{spec.primary}`",
            f"- arms: {', '.join(f'`{a}`' for a in arms)}",
-           f"- seeds usable in every arm: {len(kept)} ({', '.join(map(str, kept)) or 'none'})",
-           f"- seeds dropped from all comparisons: {len(dropped)}"]
+           f"- seeds usable in every arm: {len(kept)} ({', '.join(map(str, kept)) or 'none'})"]
+    if adaptive is not None:
+        out.append(_adaptive_line(adaptive, spec, k))
+    out.append(f"- seeds dropped from all comparisons: {len(dropped)}")
     out += [f"  - seed {s}: {why}" for s, why in dropped.items()]
     out += ["", _markdown_table(display), ""]
-    small = sorted({int(n) for n in table["n"] if n < 6})
+    # rows whose n is too small for the exact sign-flip test to reach the alpha their verdict uses
+    levels = {spec.alpha} | {float(a) for a in table["alpha_verdict"] if np.isfinite(a)}
+    level_of = [a if np.isfinite(a) else spec.alpha for a in table["alpha_verdict"]]
+    small = sorted({int(n) for n, a in zip(table["n"], level_of) if 1 <= n < exact_min_n(a)})
     if small:
-        smallest = ", ".join(f"n={n}: {2 / 2 ** n:.3g}" for n in small if n >= 1)
-        out.append(f"**Note:** no two-sided sign-flip test can reach p < 0.05 with n < 6 pairs; "
-                   f"the smallest possible exact p is 2/2^n ({smallest or 'no pairs'}).")
+        smallest = ", ".join(f"n={n}: {exact_min_p(n):.3g}" for n in small)
+        reach = ", nor ".join(
+            f"p < {a:.3g}{' (alpha_verdict)' if a != spec.alpha else ''} with n < {exact_min_n(a)} pairs"
+            for a in sorted(levels, reverse=True))
+        out.append(f"**Note:** no two-sided sign-flip test can reach {reach}; the smallest possible exact p is "
+                   f"2/2^n ({smallest}). Below that n only the t-test can give a significant verdict.")
         out.append("")
     out.append(f"Test: two-sided paired t-test on per-seed endpoint differences (arm − baseline); "
                f"exact sign-flip permutation test (all 2^n sign flips, two-sided, on the mean difference) "
                f"as a robustness check. p (adj): {corr} correction across the family of {k} "
                f"arms-vs-baseline comparison(s) within each metric; the verdict uses p (adj) < {spec.alpha:g}. "
                f"CI: t-interval of the mean difference. d_z = mean(d)/sd(d). wins: pairs where the arm is "
-               f"strictly better. MDE: smallest |delta| detectable with 80% power by the two-sided t-test "
-               f"at this n and sd(d).")
+               f"strictly better. " + _power_footnote(spec, table))
     out += [""] + [f"- {n}" for n in notes]
     return "\n".join(out).rstrip() + "\n"
 
@@ -240,7 +349,10 @@ def _save(fig, path_stem: Path, written: list[Path]) -> None:
     fig.tight_layout()
     for ext in ("png", "svg"):
         p = path_stem.with_suffix(f".{ext}")
-        fig.savefig(p, dpi=150)
+        buf = io.BytesIO()
+        with rc_context({"svg.hashsalt": "shl"}):  # SVG ids stay the same from one run to the next
+            fig.savefig(buf, format=ext, dpi=150, metadata={"Date": None} if ext == "svg" else None)
+        atomic_write(p, buf.getvalue())
         written.append(p)
     fig.clf()
 
@@ -253,7 +365,7 @@ def _figures(fig_dir: Path, spec: ComparisonSpec, arms: list[str], tidy: pd.Data
     written, notes = [], []
     if not kept:
         return written, ["figures skipped: no seed is usable in every arm."]
-    fig_dir.mkdir(parents=True, exist_ok=True)
+    claim_dir(fig_dir, "report figures")
     palette = dict(zip(arms, sns.color_palette(n_colors=len(arms))))
     run_ids = set(chosen[chosen["seed"].isin(kept)]["run_id"])
     sub = tidy[tidy["run_id"].isin(run_ids)]
@@ -310,6 +422,22 @@ def _figures(fig_dir: Path, spec: ComparisonSpec, arms: list[str], tidy: pd.Data
 
 # ---------------------------------------------------------------- entry point
 
+def paired_differences(out_dir: str | Path, spec: ComparisonSpec, metric: str, run_ids: Collection[str] | None = None,
+                       planned_seeds: Collection[int] = (), planned_arms: Collection[str] = ()) -> dict[str, list[float]]:
+    """arm -> per-seed endpoint differences (arm - baseline) of ``metric`` over the seeds the report would pair
+    (usable in every arm, endpoint present in every arm); the input of the adaptive stopping rule."""
+    runs = run_table(out_dir, run_ids)
+    if runs.empty:
+        return {}
+    runs = runs.dropna(subset=["arm", "seed"])
+    arms = [spec.baseline] + [a for a in dict.fromkeys([*runs["arm"], *planned_arms]) if a != spec.baseline]
+    chosen, _ = _select_runs(runs)
+    kept, _ = _seed_usability(chosen, arms, planned_seeds)
+    ep = _endpoints(load_runs(out_dir, run_ids), chosen, kept, metric, spec)
+    usable = [s for s in kept if all(np.isfinite(ep.get((a, s), math.nan)) for a in arms)]
+    return {a: [ep[(a, s)] - ep[(spec.baseline, s)] for s in usable] for a in arms if a != spec.baseline}
+
+
 def write_report(
     out_dir: str | Path,
     spec: ComparisonSpec,
@@ -318,6 +446,7 @@ def write_report(
     run_ids: Collection[str] | None = None,
     planned_seeds: Collection[int] = (),
     planned_arms: Collection[str] = (),
+    adaptive: dict | None = None,
 ) -> ReportResult:
     """Write the paired comparison report under `<out_dir>/report/` and return it.
 
@@ -327,9 +456,18 @@ def write_report(
     the store has no runs or the baseline arm is absent. ``run_ids`` restricts the report to those run
     directories (the runner passes the runs of the current plan); ``planned_seeds`` and ``planned_arms`` name
     seeds and arms that were planned, so one with no run at all is reported as missing, not silently absent.
+
+    ``adaptive``, when the seeds were added adaptively (``shl ablate --until-mde``), adds a line to the
+    markdown report naming the rule. Keys: ``until_mde`` (target MDE X, metric units of the primary
+    metric) and ``max_seeds`` (required); ``batch`` (seeds per step; required unless ``rule`` is given);
+    optional ``rule`` (one sentence; default ``power.describe_stopping_rule`` with these arguments),
+    ``alpha_verdict`` (default: the correction's per-comparison level over the non-baseline arms),
+    ``min_seeds`` and ``batches`` (the seeds added in each batch, e.g. ``[[0, 1, 2], [3, 4]]``).
+    Unknown keys raise ValueError.
     """
     out_dir = Path(out_dir)
     formats = set(formats)
+    _check_adaptive(adaptive)
     unknown = formats - {"md", "csv", "latex"}
     if unknown:
         raise ValueError(f"unknown report formats {sorted(unknown)}; choose from md, csv, latex")
@@ -357,17 +495,17 @@ def write_report(
     display = _display_table(table, spec.alpha)
 
     report_dir = out_dir / "report"
-    report_dir.mkdir(parents=True, exist_ok=True)
+    claim_dir(report_dir, "the report")
     written: list[Path] = []
     if figures:
         fig_paths, fig_notes = _figures(report_dir / "figures", spec, arms, tidy, chosen, kept, diffs, endpoints_of)
         written += fig_paths
         notes += fig_notes
-    md = _markdown(spec, arms, kept, dropped, display, table, notes)
+    md = _markdown(spec, arms, kept, dropped, display, table, notes, adaptive)
 
     def _write(name: str, text: str) -> None:
         p = report_dir / name
-        p.write_text(text, encoding="utf-8")
+        atomic_write(p, text)
         written.append(p)
 
     if "md" in formats:

@@ -9,10 +9,12 @@ from pathlib import Path
 from typing import Collection, Any
 
 import pandas as pd
+from shl.store import USABLE, inspect_run
 
 TIDY_COLUMNS = ["experiment", "arm", "seed", "run_id", "status", "round", "metric", "value"]
 RUN_COLUMNS = ["experiment", "arm", "seed", "run_id", "status", "message"]
-USABLE_STATUSES = frozenset({"complete", "stopped"})
+USABLE_STATUSES = USABLE
+UNTRUSTED = frozenset({"corrupt", "foreign"})
 
 _RUN_DIR = re.compile(r"^(?P<arm>.+)__seed(?P<seed>-?\d+)__(?P<hash>[^_]+)$")
 
@@ -38,14 +40,8 @@ def _run_info(run_dir: Path) -> dict[str, Any]:
     m = _RUN_DIR.match(run_dir.name)
     arm = meta.get("arm", m.group("arm") if m else None)
     seed = meta.get("seed", int(m.group("seed")) if m else None)
-    if (run_dir / "FAILED.json").exists():
-        failed = _read_json(run_dir / "FAILED.json") or {}
-        status, message = "failed", str(failed.get("error", ""))
-    elif (run_dir / "DONE.json").exists():
-        done = _read_json(run_dir / "DONE.json") or {}
-        status, message = str(done.get("status", "complete")), str(done.get("message", ""))
-    else:
-        status, message = "incomplete", ""
+    state = inspect_run(run_dir)
+    status, message = state.status, state.reason
     return {
         "experiment": meta.get("experiment"),
         "arm": arm,
@@ -84,8 +80,9 @@ def run_table(out_dir: str | Path, run_ids: Collection[str] | None = None) -> pd
     ``run_ids`` restricts the table to those run directory names (e.g. the runs of the current plan, so
     runs of an older config in the same directory are not compared).
 
-    status is the DONE.json status ("complete"/"stopped"/"starved"), "failed" if
-    FAILED.json exists, or "incomplete" if neither file exists.
+    status is the verified state of the run directory (``shl.store.inspect_run``): "complete", "stopped",
+    "starved", "failed", "nan", "corrupt" (a finished run that fails its integrity check; ``message`` says
+    why), "incomplete" or "foreign".
     """
     recs = [_run_info(d) for d in _run_dirs(Path(out_dir), run_ids)]
     df = pd.DataFrame(recs, columns=RUN_COLUMNS)
@@ -99,6 +96,8 @@ def load_runs(out_dir: str | Path, run_ids: Collection[str] | None = None) -> pd
     recs: list[tuple] = []
     for run_dir in _run_dirs(Path(out_dir), run_ids):
         info = _run_info(run_dir)
+        if info["status"] in UNTRUSTED:
+            continue  # rows that fail their integrity check, or that shl did not write, are never read
         for row in read_metric_rows(run_dir):
             for key, v in row.items():
                 if key == "round" or isinstance(v, bool) or not isinstance(v, (int, float)):

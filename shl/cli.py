@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any, Sequence
 
 from . import __version__
-from .errors import ShlError
+from .errors import ShlError, ShlFault
 
 EPILOG = """commands:
   shl plugins [--json]                         list every component and the plugin it comes from
@@ -69,6 +70,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where runs execute (default: the experiment's, else inprocess)")
     p.add_argument("--ray-address", default=None, help="Ray cluster address (default: RAY_ADDRESS or local)")
     p.add_argument("--no-report", action="store_true", help="skip the comparison report at the end")
+    p.add_argument("--until-mde", type=float, default=None, metavar="X",
+                   help="after the planned seeds, add seeds in batches until the primary metric's minimum "
+                   "detectable effect is <= X in every arm (a rule on the spread of the paired differences only, "
+                   "never their mean or p; the report says so)")
+    p.add_argument("--max-seeds", type=int, default=40, metavar="N", help="with --until-mde: at most N seeds")
+    p.add_argument("--seed-batch", type=int, default=2, metavar="B", help="with --until-mde: seeds added per step")
+    p.add_argument("--redo-corrupt", action="store_true",
+                   help="redo runs whose stored results fail their integrity check (by default they are named, "
+                   "excluded from the comparison and left as they are)")
     p.add_argument("--no-share", action="store_true",
                    help="do not reuse stages whose inputs are identical across arms (base evaluation, round 1 up "
                    "to the heal); each run computes everything itself")
@@ -104,6 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
+    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         from . import commands
 
@@ -112,9 +123,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         for line in str(exc).splitlines() or ["error"]:
             print(f"error: {line}", file=sys.stderr)
         return 2
+    except ShlFault as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # a filesystem fault shl did not anticipate: one line naming the path
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 1
+    except Terminated:
+        print("terminated", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+class Terminated(BaseException):
+    """Raised in the main thread on SIGTERM, so cleanup (locks, executors) runs as for Ctrl-C."""
+
+
+def _terminate(signum, frame) -> None:
+    raise Terminated()
 
 
 if __name__ == "__main__":  # pragma: no cover

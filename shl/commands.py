@@ -110,7 +110,7 @@ def round_table(rows: list[dict[str, Any]], title: str = ""):
 def cmd_run(args) -> int:
     from .data import run_hash
     from .engine.loop import Run
-    from .store import RunStore
+    from .store import TERMINAL, RunStore, is_owned
 
     overrides = list(args.overrides) + ([f"seed={args.seed}"] if args.seed is not None else [])
     cfg, host = load_config(args.config, overrides)
@@ -120,7 +120,12 @@ def cmd_run(args) -> int:
     out = Path(args.out) if args.out else Path("runs") / f"{cfg.name}-seed{cfg.seed}-{h}"
     store = RunStore(out)
     con = _console()
-    if store.is_done() and not args.force:
+    state = store.state()
+    if state.status == "foreign":
+        raise ShlError(f"{out}: {state.reason}; refusing to delete or overwrite it (choose another --out)")
+    if state.status == "corrupt" and not args.force:
+        raise ShlError(f"{out}: holds a corrupt run ({state.reason}); --force redoes it")
+    if state.status in TERMINAL and not args.force:
         prev = store.meta().get("config_hash", "")
         if prev and prev != identity:
             raise ShlError(f"{out}: holds a complete run of a different config; use another --out or --force")
@@ -136,7 +141,8 @@ def cmd_run(args) -> int:
         try:
             outcome = run.execute()
         except ShlError as exc:  # an input problem found at run time: mark the directory, then report it
-            store.fail("failed", str(exc), "")
+            if is_owned(store.dir):
+                store.fail("failed", str(exc), "")
             raise
     con.print(round_table(outcome.metrics, title=f"{cfg.name} seed {cfg.seed}"))
     con.print(f"status: {outcome.status}: {outcome.message}")

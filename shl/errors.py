@@ -5,6 +5,10 @@ class ShlError(Exception):
     """A problem with the user's input (config, plugin, file, model) that the user can fix."""
 
 
+class ShlFault(Exception):
+    """A fault of the environment (disk full, read-only filesystem) that shl can name in one line: exit code 1."""
+
+
 class ConfigError(ShlError):
     """An invalid config value; the message names the YAML path (and the plugin, where one is involved)."""
 

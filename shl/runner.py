@@ -18,27 +18,37 @@ from typing import Any, Iterator
 
 import yaml
 
-from .config.experiment import ExperimentConfig, PlannedRun, load_experiment, parse_seeds, plan_runs
-from .errors import ShlError
+from .config.experiment import (ExperimentConfig, PlannedRun, identical_arms, load_experiment, parse_seeds,
+                                plan_runs)
+from .errors import ShlError, ShlFault
 from .executors import RunResult, RunTask, make_executor
-from .store import FAILED, TERMINAL_OK, RunStore, atomic_write
+from .store import (DIR_MARKER, FAILED, FORMAT_VERSION, OUT_RECORD, TERMINAL, RunStore, atomic_write, claim_dir,
+                    inspect_run, is_owned, remove_stale_tmp)
 
 LOCK = ".shl.lock"
 
 
 @contextmanager
-def output_lock(out: Path) -> Iterator[None]:
+def output_lock(out: Path, con=None) -> Iterator[None]:
+    """One ``shl ablate`` per output directory. The lock file names its holder while held and is emptied on a
+    clean exit, so a holder named at acquisition time was killed: that is said in one line."""
     out.mkdir(parents=True, exist_ok=True)
-    fd = os.open(out / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(out / LOCK, os.O_RDWR | os.O_CREAT, 0o666)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = (out / LOCK).read_text().strip() or "another process"
             raise ShlError(f"{out}: another 'shl ablate' is running on this directory ({holder})") from None
+        stale = os.pread(fd, 200, 0).decode(errors="replace").strip()
+        if stale and con is not None:
+            con.print(f"note: took over a stale lock on {out} left by a killed 'shl ablate' ({stale})")
         os.ftruncate(fd, 0)
-        os.write(fd, f"pid {os.getpid()}".encode())
-        yield
+        os.pwrite(fd, f"pid {os.getpid()}".encode(), 0)
+        try:
+            yield
+        finally:
+            os.ftruncate(fd, 0)
     finally:
         os.close(fd)
 
@@ -71,7 +81,26 @@ def make_plan(path: str, overrides: list[str], seeds: str | None, arms: str | No
     for data in sorted({r.config.data for r in runs if r.config.data}):
         load_data(data, Path(path).parent)  # a bad data file fails before anything runs
     out_dir = Path(out) if out else Path("runs") / exp.name
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ShlError(f"--out {out_dir}: is a file, not a directory")
+    runs_dir = out_dir / "runs"
+    if runs_dir.exists() and not runs_dir.is_dir():
+        raise ShlError(f"{runs_dir}: is a file, but shl keeps the runs there; move it or choose another --out")
     return Plan(exp, Path(path), out_dir, runs, base, list(overrides))
+
+
+def read_record(out: Path) -> dict[str, Any] | None:
+    """The ablation record of an output directory (None when there is none); a malformed one is an error."""
+    path = out / OUT_RECORD
+    if not path.exists():
+        return None
+    try:
+        record = yaml.safe_load(path.read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ShlError(f"{path}: unreadable shl record ({type(exc).__name__}); move it away or choose another --out") from None
+    if not isinstance(record, dict) or record.get("format") != "shl-ablation":
+        raise ShlError(f"{path}: not an shl ablation record; move it away or choose another --out")
+    return record
 
 
 def write_experiment_record(plan: Plan, registry) -> list[str]:
@@ -79,8 +108,8 @@ def write_experiment_record(plan: Plan, registry) -> list[str]:
     compares: every (arm, seed) planned by this or an earlier invocation on this directory (``--seeds 5-9``
     after ``--seeds 0-4`` compares all ten), each under the CURRENT config. Runs of an older config stay on disk
     but are not compared; an (arm, seed) that was never run under the current config counts as missing."""
-    path = plan.out / "experiment.yaml"
-    previous = (yaml.safe_load(path.read_text()) or {}) if path.is_file() else {}
+    path = plan.out / OUT_RECORD
+    previous = read_record(plan.out) or {}
     if previous.get("name") != plan.exp.name:
         previous = {}
     seeds = sorted(set(previous.get("plan_seeds") or []) | {r.seed for r in plan.runs})
@@ -89,20 +118,91 @@ def write_experiment_record(plan: Plan, registry) -> list[str]:
         recorded = plan.runs
     else:
         recorded = plan_runs(plan.path, plan.exp, plan.base, registry, plan.overrides, seeds, arms)
-    record = plan.exp.model_dump(mode="json")
+    record = {"format": "shl-ablation", "version": FORMAT_VERSION, **plan.exp.model_dump(mode="json")}
     record.update(overrides=plan.overrides, source=str(plan.path), plan_seeds=seeds, plan_arms=arms,
                   runs=[r.dirname for r in recorded])
+    if previous.get("adaptive"):
+        record["adaptive"] = previous["adaptive"]
     atomic_write(path, yaml.safe_dump(record, sort_keys=False))
     return record["runs"]
 
 
 def status_table(plan: Plan) -> list[dict[str, Any]]:
+    """One row per planned run: its verified store status and what the runner does with it (``state``:
+    done, pending, failed (redone), corrupt (redone only on request)). A run directory shl did not write is
+    an error: nothing of the user's is touched."""
     rows = []
     for run in plan.runs:
-        st = plan.store(run).status()
-        state = "done" if st in TERMINAL_OK else ("failed" if st in ("failed", "nan") else "pending")
-        rows.append({"arm": run.arm, "seed": run.seed, "state": state, "status": st, "dir": str(plan.store(run).dir)})
+        st = plan.store(run).state()
+        if st.status == "foreign":
+            raise ShlError(f"{plan.store(run).dir}: {st.reason}; refusing to touch it (move it or choose another --out)")
+        state = {"failed": "failed", "nan": "failed", "corrupt": "corrupt"}.get(st.status, "pending")
+        if st.status in TERMINAL:
+            state = "done"
+        rows.append({"arm": run.arm, "seed": run.seed, "state": state, "status": st.status, "reason": st.reason,
+                     "dir": str(plan.store(run).dir)})
     return rows
+
+
+def warn_corrupt(con, rows: list[dict[str, Any]], redo: bool) -> None:
+    for row in rows:
+        if row["state"] == "corrupt":
+            then = "redoing it (--redo-corrupt)" if redo else "excluded; 'shl ablate --redo-corrupt' redoes it"
+            con.print(f"warning: {row['dir']}: corrupt run ({row['reason']}); {then}")
+
+
+def prepare_out(plan: Plan, con) -> None:
+    """Claim the output's subdirectories for shl and clear temporary files left by killed writes."""
+    claim_dir(plan.out / "runs", "the runs")
+    removed = remove_stale_tmp(plan.out)
+    for d in (plan.out / "runs").iterdir():
+        if d.is_dir() and is_owned(d):
+            removed += remove_stale_tmp(d)
+            for sub in ("vectors",):
+                removed += remove_stale_tmp(d / sub)
+    for d in (plan.out / "shared", plan.out / "report", plan.out / "report" / "figures"):
+        if (d / DIR_MARKER).is_file():
+            removed += remove_stale_tmp(d)
+    if removed:
+        con.print(f"removed {len(removed)} temporary file(s) left by an interrupted write")
+
+
+def add_seeds_adaptively(plan: Plan, args, host, con) -> list[tuple[RunTask, RunResult]]:
+    """``--until-mde X --max-seeds N``: add seeds in batches until the primary metric's MDE (at the verdict's
+    alpha, from the spread of the paired differences about zero; never their mean or a p-value) is <= X in
+    every arm, or N seeds ran. The rule and the batches are recorded, and the report states them."""
+    from shl_analysis import describe_stopping_rule, paired_differences, seeds_to_add, verdict_alpha
+
+    spec = plan.exp.comparison
+    arms = args.arms.split(",") if args.arms else list(plan.exp.arms)
+    alpha_v = verdict_alpha(spec.alpha, spec.correction, max(len(arms) - 1, 1))
+    results: list[tuple[RunTask, RunResult]] = []
+    record = read_record(plan.out) or {}
+    seeds = sorted(record.get("plan_seeds") or {r.seed for r in plan.runs})
+    batches = [list(seeds)]
+    while True:
+        diffs = paired_differences(plan.out, spec, spec.primary, record.get("runs"), seeds, arms)
+        diffs = {a: d for a, d in diffs.items() if a in arms}
+        n_add = seeds_to_add(diffs, seeds, args.until_mde, args.max_seeds, args.seed_batch, alpha_v) if diffs else 0
+        if n_add == 0:
+            break
+        new = [max(seeds) + 1 + i for i in range(n_add)]
+        con.print(f"adding seeds {new[0]}-{new[-1]}: the MDE of '{spec.primary}' is above {args.until_mde:g} "
+                  f"at alpha {alpha_v:.3g} (seeds so far: {len(seeds)})")
+        more = make_plan(str(plan.path), plan.overrides, ",".join(map(str, new)), args.arms, str(plan.out),
+                         host.registry)
+        rows = status_table(more)
+        write_experiment_record(more, host.registry)
+        results += execute(more, [r for r, row in zip(more.runs, rows) if row["state"] != "done"], args, host, con)
+        seeds += new
+        batches.append(new)
+        record = read_record(plan.out) or {}
+    rule = describe_stopping_rule(args.until_mde, args.max_seeds, args.seed_batch, alpha_v)
+    record["adaptive"] = {"until_mde": args.until_mde, "max_seeds": args.max_seeds, "batch": args.seed_batch,
+                          "alpha_verdict": alpha_v, "batches": batches, "rule": rule}
+    atomic_write(plan.out / OUT_RECORD, yaml.safe_dump(record, sort_keys=False))
+    con.print(f"stopped adding seeds at {len(seeds)}: {rule}")
+    return results
 
 
 def ablate_command(args) -> int:
@@ -111,6 +211,10 @@ def ablate_command(args) -> int:
     from .manager import get_host
 
     con = Console(highlight=False)
+    if args.until_mde is not None and not (0 < args.until_mde < float("inf")):
+        raise ShlError(f"--until-mde: must be a positive number, got {args.until_mde}")
+    if args.max_seeds < 1 or args.max_seeds > 1000 or args.seed_batch < 1:
+        raise ShlError("--max-seeds must be in 1..1000 and --seed-batch >= 1")
     host = get_host()
     host.registry.check()
     plan = make_plan(args.experiment, args.overrides, args.seeds, args.arms, args.out, host.registry)
@@ -118,16 +222,25 @@ def ablate_command(args) -> int:
     if args.dry_run:
         _print_status(con, plan, rows)
         return 0
-    with output_lock(plan.out):
+    for a, b in identical_arms(plan.runs):
+        con.print(f"warning: arms '{a}' and '{b}' have identical configs; their comparison can only show noise")
+    with output_lock(plan.out, con):
+        prepare_out(plan, con)
         write_experiment_record(plan, host.registry)
-        pending = [r for r, row in zip(plan.runs, rows) if row["state"] != "done"]
-        n_done = len(plan.runs) - len(pending)
+        warn_corrupt(con, rows, args.redo_corrupt)
+        redo = {"pending", "failed"} | ({"corrupt"} if args.redo_corrupt else set())
+        pending = [r for r, row in zip(plan.runs, rows) if row["state"] in redo]
+        n_done = sum(row["state"] == "done" for row in rows)
+        n_corrupt = 0 if args.redo_corrupt else sum(row["state"] == "corrupt" for row in rows)
         con.print(
             f"{plan.exp.name}: {len(plan.runs)} runs ({len(plan.exp.arms) if not args.arms else len(args.arms.split(','))}"
-            f" arms x {len({r.seed for r in plan.runs})} seeds): {n_done} done, {len(pending)} to run -> {plan.out}"
+            f" arms x {len({r.seed for r in plan.runs})} seeds): {n_done} done, {len(pending)} to run"
+            + (f", {n_corrupt} corrupt (excluded)" if n_corrupt else "") + f" -> {plan.out}"
         )
         results = execute(plan, pending, args, host, con)
-        failed = [(t, r) for t, r in results if r.status not in TERMINAL_OK]
+        if args.until_mde is not None:
+            results += add_seeds_adaptively(plan, args, host, con)
+        failed = [(t, r) for t, r in results if r.status not in TERMINAL]
         for task, res in failed:
             con.print(f"[red]run failed[/red] {task.label}: {res.message} (see {task.run_dir}/FAILED.json)")
         if not args.no_report:
@@ -135,7 +248,7 @@ def ablate_command(args) -> int:
                 report(plan.out, con, formats=["md"], figures=True)
             except ShlError as exc:  # the runs are stored; only the comparison could not be made
                 con.print(f"report skipped: {exc}")
-    return 1 if failed else 0
+    return 1 if failed or n_corrupt else 0
 
 
 def execute(plan: Plan, pending: list[PlannedRun], args, host, con) -> list[tuple[RunTask, RunResult]]:
@@ -151,6 +264,8 @@ def execute(plan: Plan, pending: list[PlannedRun], args, host, con) -> list[tupl
         )
     else:
         executor = make_executor("inprocess", host=host)
+    if not args.no_share:
+        claim_dir(plan.out / "shared", "the shared-stage cache")
     tasks = []
     for run in pending:
         store = plan.store(run)
@@ -168,7 +283,7 @@ def execute(plan: Plan, pending: list[PlannedRun], args, host, con) -> list[tupl
 
         def on_result(task: RunTask, res: RunResult) -> None:
             store = RunStore(task.run_dir)
-            if res.status not in TERMINAL_OK and not (store.dir / FAILED).exists():
+            if res.status not in TERMINAL and not (store.dir / FAILED).exists() and is_owned(store.dir):
                 store.dir.mkdir(parents=True, exist_ok=True)
                 store.fail(res.status, res.message, "")
             results.append((task, res))
@@ -198,26 +313,34 @@ def _print_status(con, plan: Plan, rows: list[dict[str, Any]]) -> None:
     for row in rows:
         table.add_row(row["arm"], str(row["seed"]), row["state"], row["status"], row["dir"])
     con.print(table)
-    counts = {s: sum(r["state"] == s for r in rows) for s in ("done", "pending", "failed")}
-    con.print(", ".join(f"{v} {k}" for k, v in counts.items()))
+    counts = {s: sum(r["state"] == s for r in rows) for s in ("done", "pending", "failed", "corrupt")}
+    con.print(", ".join(f"{v} {k}" for k, v in counts.items() if v or k != "corrupt"))
+    warn_corrupt(con, rows, redo=False)
 
 
 def report(out: Path, con, formats: list[str], figures: bool) -> None:
     from shl_analysis import ComparisonSpec, write_report
 
-    path = out / "experiment.yaml"
-    if not path.is_file():
-        raise ShlError(f"{out}: no experiment.yaml here (is this an 'shl ablate' output directory?)")
-    record = yaml.safe_load(path.read_text()) or {}
+    path = out / OUT_RECORD
+    record = read_record(out)
+    if record is None:
+        raise ShlError(f"{out}: no {OUT_RECORD} here (is this an 'shl ablate' output directory?)")
+    for run_id in record.get("runs") or []:
+        st = inspect_run(out / "runs" / run_id)
+        if st.status == "corrupt":
+            con.print(f"warning: {out / 'runs' / run_id}: corrupt run ({st.reason}); excluded from the comparison")
     try:
         spec = ComparisonSpec.model_validate(record.get("comparison"))
     except Exception as exc:
         raise ShlError(f"{path}: comparison: {exc}".splitlines()[0]) from None
     try:
         result = write_report(out, spec, formats=("md", "csv", "latex"), figures=figures, run_ids=record.get("runs"),
-                              planned_seeds=record.get("plan_seeds") or (), planned_arms=record.get("plan_arms") or ())
+                              planned_seeds=record.get("plan_seeds") or (), planned_arms=record.get("plan_arms") or (),
+                              adaptive=record.get("adaptive"))
     except ValueError as exc:  # no runs yet, or no run of the baseline arm: a user-facing problem
         raise ShlError(f"{out}: cannot write the report: {exc}") from None
+    except OSError as exc:
+        raise ShlFault(f"cannot write the report: {exc.filename or out / 'report'}: {exc.strerror or exc}") from None
     for fmt in formats:
         if fmt == "md":
             print(result.markdown)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import os
-import time
+import sys
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +33,7 @@ from .heal import HealSettings, heal_round, sequence_divergences
 from .layers import decoder_layers, resolve_layers
 from .scoring import EngineScorer
 from .seeds import derive_seed, sample_indices
+from .stages import StageClock
 from .steering import Steerer
 
 Progress = Callable[[str], None]
@@ -99,7 +100,9 @@ class Run:
         self.shared_dir = shared_dir
         self.eval_caches: dict[str, dict[str, Any]] = {}
         self.metrics: list[dict[str, Any]] = []
+        self.timings: list[dict[str, Any]] = []
         self.rounds_done = 0
+        self.clock = StageClock(self.progress)
 
     # ------------------------------------------------------------------ plumbing
     def log(self, line: str) -> None:
@@ -109,9 +112,12 @@ class Run:
             self.echo(line)
 
     def _record(self, row: dict[str, Any]) -> None:
+        timing = {"round": row["round"], **self.clock.take()}
         self.metrics.append(row)
+        self.timings.append(timing)
         if self.store is not None:
             self.store.append_metrics(row)
+            self.store.append_timings(timing)
             self._observe("shl_round_end", round=row["round"], metrics=dict(row))
 
     def _samples(self, rows: list[dict[str, Any]]) -> None:
@@ -178,8 +184,8 @@ class Run:
 
         hf_logging.disable_progress_bar()
         self.data = load_data(cfg.data, self.data_root)  # before the model: a bad data file fails fast
-        self.progress("load model")
-        loaded = self.source.load(self.device, cfg.dtype)
+        with self.clock("load", "load model"):
+            loaded = self.source.load(self.device, cfg.dtype)
         self.model, self.tok = loaded.model, loaded.tokenizer
         self.model.eval()
         if self.tok.pad_token_id is None:
@@ -214,25 +220,25 @@ class Run:
         cfg = self.cfg
         self._components()
         self._load()
-        self.progress("evaluate base")
-        t0 = time.time()
         shared = self._shared_load()
         if shared is not None:
             base, base_samples = shared["base"], shared["base_samples"]
             self.log("round 0 and round 1 up to the heal: reused from the shared stage cache")
+            self.clock.note(shared=True)
         else:
-            base, base_samples = self._eval(0)
+            with self.clock("evaluate_base", "evaluate base"):
+                base, base_samples = self._eval(0)
         self._samples(base_samples)
-        self._record({"round": 0, **base, "wall_s": round(time.time() - t0, 3)})
+        self._record({"round": 0, **base})
         self.log("round 0 (base): " + _fmt(base))
         vectors0 = None
         tau = cfg.heal.barrier.tau
         for i in range(cfg.loop.rounds):
-            t0 = time.time()
             r = i + 1
             if i == 0 and shared is not None:
                 row, vectors, kept, samples = shared["row"], shared["vectors"], shared["kept"], shared["samples"]
                 vectors = {k: v.to(self.device) for k, v in vectors.items()}
+                self.clock.note(shared=True)
             else:
                 row, vectors, kept, samples = self._steer(i)
                 if i == 0:
@@ -240,7 +246,8 @@ class Run:
             vectors0 = vectors0 or vectors
             row["cos_r0"] = _cosine(vectors, vectors0)
             if self.store is not None:
-                self.store.save_vectors(i, vectors)
+                with self.clock("save"):
+                    self.store.save_vectors(i, vectors)
             self._samples(samples)
             for s in samples:
                 if s["kind"].startswith("steered_") and "evaluator" not in s:
@@ -248,7 +255,6 @@ class Run:
             self.log(f"round {r}: kept {row['kept']}/{row['total']}; drops by filter: "
                      + str({k[5:]: v for k, v in row.items() if k.startswith("drop_")}))
             if len(kept) < cfg.loop.min_kept:
-                row["wall_s"] = round(time.time() - t0, 3)
                 self._record(row)
                 return "starved", (
                     f"round {r}: only {len(kept)} of {row['total']} completions survived the filters "
@@ -256,7 +262,7 @@ class Run:
                 )
             if cfg.heal.barrier.tau_mode == "matched" and i == 0 and cfg.heal.regulariser != "nll":
                 steerer = Steerer(self.method, vectors, row["coeff"])
-                with steerer.installed(self.stack.model):
+                with steerer.installed(self.stack.model), self.clock("calibrate_tau", f"round {r}: calibrate tau"):
                     ds = sequence_divergences(
                         self.stack.model, self.tok, kept, self.aggregator, cfg.heal.regulariser != "kl_fwd",
                         steerer, cfg.heal.batch_size,
@@ -265,7 +271,6 @@ class Run:
                 self.log(f"round {r}: matched tau = q{cfg.heal.barrier.tau_quantile} of {len(ds)} D values = {tau:.4g}")
 
             # heal (unsteered)
-            self.progress(f"round {r}: heal")
             lam = float(self.schedule.lam(i, cfg.heal.lam))
             if not math.isfinite(lam) or lam < 0:
                 raise RunError(f"schedule '{cfg.heal.schedule.name}' returned lam={lam} for round index {i}")
@@ -280,7 +285,8 @@ class Run:
                 max_grad_norm=cfg.heal.max_grad_norm,
             )
             try:
-                stats = heal_round(self.stack, self.tok, kept, settings, self.aggregator, params, cfg.seed, i)
+                with self.clock("heal", f"round {r}: heal"):
+                    stats = heal_round(self.stack, self.tok, kept, settings, self.aggregator, params, cfg.seed, i)
             except RunError:
                 raise
             except Exception as exc:
@@ -291,14 +297,14 @@ class Run:
             self.stack.fold()
             row.update(stats, lam=lam if cfg.heal.regulariser != "nll" else 0.0, tau=tau)
             if self.store is not None:
-                self.stack.save(str(self.store.adapters_dir()))
+                with self.clock("save"):
+                    self.stack.save(str(self.store.adapters_dir()))
 
             # evaluate the healed student, unsteered
-            self.progress(f"round {r}: evaluate")
-            metrics, eval_samples = self._eval(r)
+            with self.clock("evaluate", f"round {r}: evaluate"):
+                metrics, eval_samples = self._eval(r)
             row.update(metrics)
             self._samples(eval_samples)
-            row["wall_s"] = round(time.time() - t0, 3)
             self._record(row)
             self.rounds_done = r
             self.log(f"round {r}: " + _fmt(row))
@@ -313,7 +319,7 @@ class Run:
         cfg = self.cfg
         r = i + 1
         row: dict[str, Any] = {"round": r}
-        self.progress(f"round {r}: extract")
+        self.clock.start("extract", f"round {r}: extract")
         ctx_idx = sample_indices(len(self.data.contexts), cfg.steer.n_contexts, cfg.seed, "extract", i)
         contexts = [self.data.contexts[j] for j in ctx_idx]
         pairs = extract_pairs(
@@ -338,23 +344,26 @@ class Run:
         fctx = FilterContext(scorer=scorer, tokenizer=self.tok, data=self.data)
         with steerer.installed(self.stack.model):
 
-            def sample(prompts, coeff, *keys):
+            def sample(prompts, coeff, *keys, stage="generate"):
                 steerer.coeff = coeff
+                self.clock.start(stage)
                 comps = generate(
                     self.stack.model, self.tok, prompts, max_new_tokens=cfg.generate.max_new_tokens,
                     temperature=cfg.generate.temperature, top_p=cfg.generate.top_p,
                     batch_size=cfg.generate.batch_size, seed=derive_seed(cfg.seed, *keys), steerer=steerer,
                 )
+                self.clock.start("filter")
                 with steerer.paused():
                     res = run_filters(self.filters, comps, fctx)
+                self.clock.stop()
                 return comps, res
 
-            self.progress(f"round {r}: dose")
+            self.clock.start("dose", f"round {r}: dose")
             probe_prompts = self._prompts(self.data.prompts, cfg.dose.probe_prompts, "probe", i)
             probe_runs: dict[float, Any] = {}
 
             def probe(kappa: float):
-                comps, res = sample(probe_prompts, kappa * cfg.dose.scale, "probe-sample", i)
+                comps, res = sample(probe_prompts, kappa * cfg.dose.scale, "probe-sample", i, stage="dose")
                 probe_runs[kappa] = (comps, res)
                 return res.kept / max(len(comps), 1), [c for c, k in zip(comps, res.keep) if k], len(comps)
 
@@ -393,8 +402,8 @@ class Run:
 
             steerer.coeff = kappa * cfg.dose.scale
             if cfg.eval.steered and self.evaluators:
-                self.progress(f"round {r}: evaluate steered")
-                metrics, eval_samples = self._eval(r, steerer, prefix="steered_")
+                with self.clock("evaluate_steered", f"round {r}: evaluate steered"):
+                    metrics, eval_samples = self._eval(r, steerer, prefix="steered_")
                 row.update(metrics)
                 samples += eval_samples
         return row, vectors, kept, samples
@@ -413,16 +422,48 @@ class Run:
         return None if self.shared_dir is None else Path(self.shared_dir) / f"{self._shared_key()[:24]}.pt"
 
     def _shared_load(self) -> dict[str, Any] | None:
+        """The cached entry, or None. An unreadable or malformed entry is a miss (with a warning) and is
+        recomputed and replaced; it never fails the run."""
         path = self._shared_path()
         if path is None or not path.is_file():
             return None
         import torch
 
         try:
-            return torch.load(path, weights_only=False)
+            with torch.serialization.safe_globals([Completion]):
+                entry = torch.load(path, weights_only=True)
+            problem = self._shared_problem(entry)
         except Exception as exc:
-            self.log(f"warning: ignoring an unreadable shared-stage cache entry {path}: {exc}")
+            problem = f"unreadable ({type(exc).__name__})"
+        if problem:
+            self._warn(f"warning: shared-stage cache entry {path}: {problem}; recomputing it")
             return None
+        return entry
+
+    def _shared_problem(self, entry: Any) -> str:
+        import torch
+
+        if not isinstance(entry, dict):
+            return f"not a mapping ({type(entry).__name__})"
+        if entry.get("key") != self._shared_key():
+            return "written for other inputs"
+        kinds = {"base": dict, "base_samples": list, "row": dict, "kept": list, "samples": list, "vectors": dict}
+        for k, kind in kinds.items():
+            if not isinstance(entry.get(k), kind):
+                return f"'{k}' is missing or not a {kind.__name__}"
+        if entry["row"].get("round") != 1 or not all(isinstance(c, Completion) for c in entry["kept"]):
+            return "malformed round-1 record"
+        vec = entry["vectors"]
+        if sorted(vec) != sorted(self.layers) or not all(
+            isinstance(v, torch.Tensor) and v.ndim == 1 and bool(v.isfinite().all()) for v in vec.values()
+        ):
+            return "malformed steering vectors"
+        return ""
+
+    def _warn(self, line: str) -> None:
+        self.log(line)
+        if self.echo is None:
+            print(line, file=sys.stderr)
 
     def _shared_save(self, base, base_samples, row, vectors, kept, samples) -> None:
         path = self._shared_path()
@@ -432,8 +473,8 @@ class Run:
 
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        entry = {"base": base, "base_samples": base_samples, "row": dict(row), "kept": kept, "samples": samples,
-                 "vectors": {k: v.detach().cpu() for k, v in vectors.items()}}
+        entry = {"key": self._shared_key(), "base": base, "base_samples": base_samples, "row": dict(row),
+                 "kept": kept, "samples": samples, "vectors": {k: v.detach().cpu() for k, v in vectors.items()}}
         torch.save(entry, tmp)
         os.replace(tmp, path)
 

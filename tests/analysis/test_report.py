@@ -10,6 +10,8 @@ from scipy import stats
 from shl_analysis import ComparisonSpec, MetricSpec, load_runs, write_report
 from shl_analysis.results import run_table
 
+from shl.store import RunStore
+
 SEEDS = range(5)
 BASE_LEVEL = {0: 0.50, 1: 0.52, 2: 0.48, 3: 0.55, 4: 0.51}
 EFFECT = {  # trait gain at the final round (3), linear ramp from round 0
@@ -21,10 +23,10 @@ ROUNDS = 3
 
 
 def _write_run(root, arm, seed, status="complete", extra_rows=()):
+    """A run directory written through the store's own API (marker, manifest), as a real run writes it."""
     d = root / "runs" / f"{arm}__seed{seed}__abcdef012345"
-    d.mkdir(parents=True)
-    (d / "meta.json").write_text(json.dumps(
-        {"experiment": "toy", "arm": arm, "seed": seed, "config_hash": "abcdef012345", "extra": 1}))
+    run = RunStore(d)
+    run.start({}, {"experiment": "toy", "arm": arm, "seed": seed, "config_hash": "abcdef012345", "extra": 1})
     lines = []
     for r in range(ROUNDS + 1):
         e = EFFECT[arm].get(seed, 0.0) * r / ROUNDS
@@ -33,9 +35,9 @@ def _write_run(root, arm, seed, status="complete", extra_rows=()):
     lines += list(extra_rows)
     (d / "metrics.jsonl").write_text("\n".join(lines) + "\n")
     if status == "failed":
-        (d / "FAILED.json").write_text(json.dumps({"status": "failed", "error": "CUDA OOM", "traceback": "..."}))
+        run.fail("failed", "CUDA OOM", "...")
     elif status != "incomplete":
-        (d / "DONE.json").write_text(json.dumps({"status": status, "message": "ok", "rounds": ROUNDS}))
+        run.finish(status, "ok", ROUNDS)
     return d
 
 
@@ -177,10 +179,10 @@ def test_trajectory_band_is_t_based():
 def test_run_ids_restrict_the_report_to_the_current_plan(store):
     """Runs of an older config in the same directory (another hash) are kept on disk but not compared."""
     stale = store / "runs" / "heal__seed0__0123456789ab"
-    stale.mkdir()
-    (stale / "meta.json").write_text(json.dumps({"experiment": "toy", "arm": "heal", "seed": 0}))
-    (stale / "metrics.jsonl").write_text(json.dumps({"round": 0, "trait": 99.0, "coherence": 99.0}) + "\n")
-    (stale / "DONE.json").write_text(json.dumps({"status": "complete", "message": "", "rounds": 0}))
+    old = RunStore(stale)
+    old.start({}, {"experiment": "toy", "arm": "heal", "seed": 0})
+    old.append_metrics({"round": 0, "trait": 99.0, "coherence": 99.0})
+    old.finish("complete", "", 0)
     planned = [p.name for p in (store / "runs").iterdir() if p.is_dir() and p != stale]
     assert "heal__seed0__0123456789ab" in set(run_table(store)["run_id"])
     assert "heal__seed0__0123456789ab" not in set(run_table(store, planned)["run_id"])
@@ -196,6 +198,7 @@ def test_a_missing_endpoint_drops_the_seed_from_every_arm(store):
     for row in rows:
         row["coherence"] = None
     (run / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    RunStore(run).finish("complete", "ok", ROUNDS)  # re-sealed: the run is intact, its endpoint missing
     t = write_report(store, SPEC, figures=False).table.set_index(["metric", "arm"])
     assert t.loc[("coherence", "steer"), "n"] == 3 and t.loc[("coherence", "heal"), "n"] == 3
     assert t.loc[("trait", "steer"), "n"] == 4  # other metrics keep the seed

@@ -43,7 +43,7 @@ def test_ablate_runs_every_arm_and_seed(ablation):
         assert meta["config_hash"].startswith(d.name.rsplit("__", 1)[1])
         assert not (d / "FAILED.json").exists()
     assert seen == {(a, s) for a in TINY_ARMS for s in (0, 1)}
-    assert (out / "experiment.yaml").is_file()
+    assert (out / "shl-ablation.yaml").is_file()
 
 
 def test_ablate_writes_report(ablation):
@@ -178,7 +178,7 @@ def test_report_without_baseline_runs_is_a_user_error(ablation, tmp_path: Path):
     tmp, exp, out, proc = ablation
     assert proc.returncode == 0
     (tmp_path / "partial" / "runs").mkdir(parents=True)
-    shutil.copy(out / "experiment.yaml", tmp_path / "partial" / "experiment.yaml")
+    shutil.copy(out / "shl-ablation.yaml", tmp_path / "partial" / "shl-ablation.yaml")
     report = run_shl("report", "partial", cwd=tmp_path)
     assert report.returncode == 2 and "Traceback" not in report.stderr, report.stderr
     assert report.stderr.startswith("error: ") and "no run" in report.stderr

@@ -13,7 +13,7 @@ def test_later_seed_batches_join_the_comparison_and_config_changes_do_not_mix(tm
     res = run_shl("ablate", exp.name, "--out", out, "--seeds", "2", cwd=tmp_path)
     assert res.returncode == 0, res.stderr[-2000:]
     assert "seeds usable in every arm: 3 (0, 1, 2)" in res.stdout
-    record = yaml.safe_load((out / "experiment.yaml").read_text())
+    record = yaml.safe_load((out / "shl-ablation.yaml").read_text())
     assert record["plan_seeds"] == [0, 1, 2] and len(record["runs"]) == 6
     assert sorted(record["runs"]) == sorted(done_dirs(out / "runs"))
 

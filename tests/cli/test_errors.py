@@ -137,7 +137,7 @@ def test_bad_input_runs_nothing(tmp_path: Path):
 def test_report_on_missing_directory(tmp_path: Path):
     assert_user_error(run_shl("report", "nowhere", cwd=tmp_path), "nowhere")
     (tmp_path / "empty").mkdir()
-    assert_user_error(run_shl("report", "empty", cwd=tmp_path), "experiment.yaml")
+    assert_user_error(run_shl("report", "empty", cwd=tmp_path), "shl-ablation.yaml")
 
 
 def test_validate_good_config_prints_resolved_yaml(tmp_path: Path):
