@@ -309,6 +309,61 @@ def pole_of(text: str) -> Optional[str]:
     return poles.pop() if len(poles) == 1 else None
 
 
+# ------------------------------------------------------------------------------------------------ branching
+
+
+def _expansions(template: str) -> list[tuple[str, ...]]:
+    """Every word sequence a template can produce (slots filled with every filler)."""
+    seqs: list[tuple[str, ...]] = [()]
+    for w in template.split():
+        m = _SLOT_RE.fullmatch(w)
+        options = SLOTS[m.group(1)] if m else [w]
+        seqs = [s + (o,) for s in seqs for o in options]
+    return seqs
+
+
+def act_decision_tree() -> dict[tuple[str, ...], dict[str, Optional[str]]]:
+    """Where the pole of an answer is decided: a tree over the words of the ``act`` sentence.
+
+    The generator's pole is fixed by its ``act`` sentence, the first sentence after an optional neutral opener
+    (no opener starts like an act sentence, see ``opener_first_words``). Keys are the UNDECIDED word prefixes
+    of an act sentence (the empty prefix included: the act sentence's first word); each maps a next word to
+    the pole it decides (only act sentences of that pole start so), or to None when the longer prefix is still
+    shared by both poles (it is then a key too). Words missing from a node's map start no act sentence.
+    In this grammar: the first act word decides, except "ask", which both poles use ("ask {name} ..." is care,
+    "ask the manager ..." is authority), so the word after "ask" decides.
+    """
+    sentences = [(pole, seq) for pole, roles in POLE_SENTENCES.items() for t in roles["act"] for seq in _expansions(t)]
+    tree: dict[tuple[str, ...], dict[str, Optional[str]]] = {}
+    todo: list[tuple[str, ...]] = [()]
+    while todo:
+        node = todo.pop()
+        poles: dict[str, set[str]] = {}
+        for pole, seq in sentences:
+            if len(seq) > len(node) and seq[: len(node)] == node:
+                poles.setdefault(seq[len(node)], set()).add(pole)
+        children: dict[str, Optional[str]] = {}
+        for w, ps in sorted(poles.items()):
+            if len(ps) == 1:
+                children[w] = next(iter(ps))
+            else:
+                children[w] = None
+                todo.append(node + (w,))
+        tree[node] = children
+    return tree
+
+
+def opener_first_words() -> set[str]:
+    """The words an opener sentence can start with (disjoint from the first words of act sentences)."""
+    return {seq[0] for t in OPENERS for seq in _expansions(t)}
+
+
+def is_opener(words: "list[str] | tuple[str, ...]") -> bool:
+    """Whether ``words`` is exactly one complete opener sentence."""
+    c = classify_sentence(" ".join(words)) if words and words[-1] == "." else None
+    return c is not None and c[0] == "opener"
+
+
 # ------------------------------------------------------------------------------------------------ data file
 
 DATA_SEED = 1234

@@ -1,25 +1,41 @@
-"""Batched log-probabilities of completion tokens under the base model or the student (never steered)."""
+"""Batched scoring of completions: log-probabilities of their tokens, and the sampler's next-token probabilities.
+
+"base" is the base model (all adapters off, steering paused). "student" is the student in its CURRENT state:
+its adapters, and the steering when a steering context is active (the engine's "steered" evaluation point), so
+a "steered_" metric that uses the scorer measures the steered student, like the completions it samples.
+"""
 
 from __future__ import annotations
 
 from contextlib import nullcontext
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 from ..api import Completion, Scorer
 from .batching import length_batches, pad_id, right_pad
+from .generate import sampling_probs
+
+
+def _forward_batches(
+    model: Any, tokenizer: Any, seqs: Sequence[Sequence[int]], batch_size: int
+) -> Iterator[tuple[list[int], Any, Any]]:
+    """(indices, ids, logits) per length batch of the (right padded) sequences, under no_grad."""
+    import torch
+
+    device = next(model.parameters()).device
+    for idx in length_batches([len(s) for s in seqs], batch_size):
+        ids, mask = right_pad([seqs[i] for i in idx], pad_id(tokenizer), device)
+        with torch.no_grad():
+            logits = model(input_ids=ids, attention_mask=mask).logits
+        yield idx, ids, logits
 
 
 def completion_logprobs(model: Any, tokenizer: Any, completions: Sequence[Completion], batch_size: int) -> list[list[float]]:
     """log p(completion token | prompt, previous completion tokens), float32, one list per completion."""
     import torch
 
-    device = next(model.parameters()).device
     out: list[list[float]] = [[] for _ in completions]
     seqs = [list(c.prompt_ids) + list(c.completion_ids) for c in completions]
-    for idx in length_batches([len(s) for s in seqs], batch_size):
-        ids, mask = right_pad([seqs[i] for i in idx], pad_id(tokenizer), device)
-        with torch.no_grad():
-            logits = model(input_ids=ids, attention_mask=mask).logits
+    for idx, ids, logits in _forward_batches(model, tokenizer, seqs, batch_size):
         for row, i in enumerate(idx):
             n_p, n_c = len(completions[i].prompt_ids), len(completions[i].completion_ids)
             if n_c == 0:
@@ -31,8 +47,54 @@ def completion_logprobs(model: Any, tokenizer: Any, completions: Sequence[Comple
     return out
 
 
+def completion_token_probs(
+    model: Any,
+    tokenizer: Any,
+    completions: Sequence[Completion],
+    positions: Sequence[Sequence[int]],
+    token_ids: Sequence[int],
+    batch_size: int,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+) -> list[list[list[float]]]:
+    """out[i][k][m]: the sampler's probability of ``token_ids[m]`` as completion token ``positions[i][k]`` of
+    completion i (given its prompt and completion tokens before that position). Sequences are cut after the
+    last requested position, so only what the probabilities depend on is run."""
+    import torch
+
+    if len(positions) != len(completions):
+        raise ValueError(f"token_probs: {len(completions)} completions but {len(positions)} position lists")
+    tids = [int(t) for t in token_ids]
+    seqs: list[list[int]] = []
+    for c, pos in zip(completions, positions):
+        n_c = len(c.completion_ids)
+        for j in pos:
+            if not 0 <= j <= n_c:
+                raise ValueError(f"token_probs: position {j} outside [0, {n_c}] for a completion of {n_c} tokens")
+        if pos and not c.prompt_ids and min(pos) == 0:
+            raise ValueError("token_probs: position 0 needs a non-empty prompt")
+        cut = max(pos) if pos else 0
+        seqs.append(list(c.prompt_ids) + list(c.completion_ids[:cut]))
+    out: list[list[list[float]]] = [[] for _ in completions]
+    todo = [i for i, p in enumerate(positions) if p]
+    if not todo:
+        return out
+    index = torch.tensor(tids, dtype=torch.long)
+    sub = [seqs[i] for i in todo]
+    for idx, _ids, logits in _forward_batches(model, tokenizer, sub, batch_size):
+        for row, k in enumerate(idx):
+            i = todo[k]
+            n_p = len(completions[i].prompt_ids)
+            rows = torch.tensor([n_p - 1 + j for j in positions[i]], dtype=torch.long, device=logits.device)
+            probs = sampling_probs(logits[row].index_select(0, rows), temperature, top_p)
+            out[i] = probs.index_select(-1, index.to(probs.device)).cpu().tolist()
+    return out
+
+
 class EngineScorer(Scorer):
-    """The engine's scorer: switches adapters off for "base" and pauses steering for both."""
+    """The engine's scorer. ``model="base"``: adapters off and steering paused. ``model="student"``: the model as
+    it is now (current adapters; steering as the engine left it: active while the steered point is evaluated,
+    paused or absent otherwise), i.e. the state ``EvalContext.generate(model="student")`` samples from."""
 
     def __init__(self, model: Any, tokenizer: Any, adapters: Any, steerer: Any = None, batch_size: int = 32):
         self.model = model
@@ -41,10 +103,31 @@ class EngineScorer(Scorer):
         self.steerer = steerer
         self.batch_size = batch_size
 
-    def logprobs(self, completions: Sequence[Completion], model: str = "base") -> list[list[float]]:
+    def _state(self, model: str):
         if model not in ("base", "student"):
             raise ValueError(f"scorer model must be 'base' or 'student', got {model!r}")
+        if model == "student":
+            return nullcontext(), nullcontext()
         pause = self.steerer.paused() if self.steerer is not None else nullcontext()
-        state = self.adapters.disabled() if model == "base" else nullcontext()
+        return pause, self.adapters.disabled()
+
+    def logprobs(self, completions: Sequence[Completion], model: str = "base") -> list[list[float]]:
+        pause, state = self._state(model)
         with pause, state:
             return completion_logprobs(self.adapters.model, self.tokenizer, completions, self.batch_size)
+
+    def token_probs(
+        self,
+        completions: Sequence[Completion],
+        positions: Sequence[Sequence[int]],
+        token_ids: Sequence[int],
+        model: str = "student",
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+    ) -> list[list[list[float]]]:
+        pause, state = self._state(model)
+        with pause, state:
+            return completion_token_probs(
+                self.adapters.model, self.tokenizer, completions, positions, token_ids, self.batch_size,
+                temperature=temperature, top_p=top_p,
+            )
