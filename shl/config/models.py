@@ -35,7 +35,7 @@ MAX_LIST = 256  # layers, alphas, components, target modules
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 ENGINE_METRICS: tuple[str, ...] = (
-    "round", "wall_s",
+    "round",
     "vector_norm", "cos_r0",
     "kappa", "coeff", "probe_survival", "dose_reached", "dose_probes",
     "kept", "total", "keep_share",

@@ -4,12 +4,19 @@ Round i trains adapter ``r{i}`` with ``r0..r{i-1}`` active and frozen. Base logi
 ``disabled()`` (all adapters off), previous-student logits from ``only(previous)``; neither copies weights.
 PEFT's ``disable_adapter`` / ``set_adapter`` turn ``requires_grad`` back on for active adapters, so every
 switch here saves and restores the flags.
+
+``merged()`` is for inference (evaluation): inside it, every LoRA layer computes ``x @ (W + sum_a s_a B_a A_a)^T``
+with a merged weight built once on entry in a temporary tensor, instead of the base product plus one LoRA branch
+per adapter. The base weights are never written; ``disabled()`` / ``only()`` inside it switch back to the exact
+unmerged layers for their duration, so base and previous-student logits stay exact.
 """
 
 from __future__ import annotations
 
 import warnings
-from contextlib import contextmanager
+import functools
+from contextlib import contextmanager, nullcontext
+from functools import partial
 from typing import Any, Iterator
 
 # PEFT still calls a transformers property that transformers 5 deprecates; nothing for users to act on.
@@ -23,6 +30,7 @@ class AdapterStack:
         self.peft = None
         self.names: list[str] = []
         self.targets: list[str] | str | None = list(lora.target_modules) if lora.target_modules else None
+        self._merged: dict[Any, Any] | None = None  # LoRA layer -> merged weight, while merged() is open
 
     @property
     def model(self) -> Any:
@@ -97,7 +105,7 @@ class AdapterStack:
             return
         flags = self._flags()
         try:
-            with self.peft.disable_adapter():
+            with self._unmerged(), self.peft.disable_adapter():
                 yield self.peft
         finally:
             self._restore(flags)
@@ -111,11 +119,58 @@ class AdapterStack:
             return
         flags = self._flags()
         try:
-            self._activate(names)
+            with self._unmerged():
+                self._activate(names)
+                try:
+                    yield self.peft
+                finally:
+                    self._activate(self.names)
+        finally:
+            self._restore(flags)
+
+    # ------------------------------------------------------------------ merged inference
+    @contextmanager
+    def merged(self) -> Iterator[Any]:
+        """The student with all active adapters merged into temporary weights (inference only, no gradients
+        through the adapters). A no-op before the first round or when already merged."""
+        if self.peft is None or self._merged is not None:
+            yield self.model
+            return
+        import torch
+
+        merged: dict[Any, Any] = {}
+        with torch.no_grad():
+            for module in self.peft.modules():
+                weight = _merged_weight(module, self.names)
+                if weight is not None:
+                    merged[module] = weight
+        self._merged = merged
+        self._install()
+        try:
             yield self.peft
         finally:
-            self._activate(self.names)
-            self._restore(flags)
+            self._uninstall()
+            self._merged = None
+
+    def _install(self) -> None:
+        for module, weight in (self._merged or {}).items():
+            module.forward = partial(_merged_linear, module.base_layer, weight)
+
+    def _uninstall(self) -> None:
+        for module in self._merged or {}:
+            module.__dict__.pop("forward", None)
+
+    @contextmanager
+    def _unmerged(self) -> Iterator[None]:
+        """Inside merged(): the exact unmerged layers for the duration (adapter switches need them)."""
+        if self._merged is None:
+            yield
+            return
+        self._uninstall()
+        try:
+            yield
+        finally:
+            self._install()
 
     @property
     def previous(self) -> list[str]:
@@ -133,6 +188,51 @@ class AdapterStack:
     def save(self, directory: str) -> None:
         if self.peft is not None:
             self.peft.save_pretrained(directory)
+
+
+MERGE_FOR_EVAL = True  # evaluate the student with merged adapters (see merged_student); False: unmerged
+
+
+def merged_student(fn: Any) -> Any:
+    """Decorator for ``fn(evaluators, stack, ...)``: run it inside ``stack.merged()`` (when MERGE_FOR_EVAL)."""
+
+    @functools.wraps(fn)
+    def wrapper(evaluators: Any, stack: Any, *args: Any, **kwargs: Any) -> Any:
+        merge = MERGE_FOR_EVAL and hasattr(stack, "merged")
+        with stack.merged() if merge else nullcontext():
+            return fn(evaluators, stack, *args, **kwargs)
+
+    return wrapper
+
+
+def _merged_linear(base: Any, weight: Any, x: Any, *args: Any, **kwargs: Any) -> Any:
+    import torch
+
+    return torch.nn.functional.linear(x, weight, base.bias)
+
+
+def _merged_weight(module: Any, names: list[str]) -> Any:
+    """W + sum over active vanilla-LoRA adapters of scaling * B @ A for a PEFT LoRA Linear, else None (the layer
+    then stays unmerged: other layer types, LoRA variants such as DoRA, fan-in/fan-out layouts)."""
+    import torch
+
+    lora_a = getattr(module, "lora_A", None)
+    base = getattr(module, "base_layer", None)
+    if lora_a is None or not hasattr(lora_a, "keys") or type(base) is not torch.nn.Linear:
+        return None
+    if getattr(module, "merged_adapters", None) or getattr(module, "disable_adapters", False):
+        return None
+    if getattr(module, "fan_in_fan_out", False) or getattr(module, "lora_variant", None):
+        return None
+    active = [a for a in module.active_adapters if a in lora_a.keys() and a in names]
+    if not active:
+        return None
+    w = base.weight
+    delta = None
+    for a in active:
+        d = module.scaling[a] * (module.lora_B[a].weight.float() @ module.lora_A[a].weight.float())
+        delta = d if delta is None else delta + d
+    return (w.float() + delta).to(w.dtype).detach()
 
 
 def _adapter_of(param_name: str, names: list[str]) -> str | None:

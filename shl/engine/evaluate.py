@@ -8,11 +8,17 @@ from typing import Any, Sequence
 
 from ..api import EvalContext, Evaluator, SteeringData
 from ..errors import RunError
+from .adapters import merged_student
 from .chat import render_prompt
 from .generate import generate
 from .seeds import derive_seed
 
+# What ``EvalContext.generate`` samples with; ``Scorer.token_probs`` defaults to the same transform.
+EVAL_TEMPERATURE = 1.0
+EVAL_TOP_P = 1.0
 
+
+@merged_student
 def evaluate(
     evaluators: Sequence[tuple[str, Evaluator]],
     stack: Any,
@@ -28,8 +34,12 @@ def evaluate(
     prefix: str = "",
     caches: dict[str, dict[str, Any]] | None = None,
 ) -> tuple[dict[str, float | None], list[dict[str, Any]]]:
-    """Metrics (keys prefixed, e.g. ``steered_``) and samples. Sampling seeds do not depend on the round,
-    so every round (and every arm) is evaluated on the same prompts with the same random numbers."""
+    """Metrics (keys prefixed, e.g. ``steered_``) and samples.
+
+    Common random numbers: a sampling seed is derived from (run seed, "eval", evaluator name, model, call
+    number) only, never from the round, the arm's config or the prefix, and the batches are formed from the
+    prompt lengths alone; so every round, the steered point and every arm of a seed sample the same prompts with
+    the same random numbers (on CPU; GPU kernels add float noise)."""
     metrics: dict[str, float | None] = {}
     owners: dict[str, str] = {}
     samples: list[dict[str, Any]] = []
@@ -43,8 +53,8 @@ def evaluate(
             sys_prompt = data.neutral_system if system == "__neutral__" else system
             prompts = [(u, render_prompt(tokenizer, u, sys_prompt)) for u in users for _ in range(n)]
             calls[0] += 1
-            kwargs = dict(max_new_tokens=max_new_tokens, batch_size=batch_size,
-                          seed=derive_seed(seed, "eval", _name, model, calls[0]))
+            kwargs = dict(max_new_tokens=max_new_tokens, batch_size=batch_size, temperature=EVAL_TEMPERATURE,
+                          top_p=EVAL_TOP_P, seed=derive_seed(seed, "eval", _name, model, calls[0]))
             if model == "base":
                 with stack.disabled() as base, (steerer.paused() if steerer is not None else nullcontext()):
                     return generate(base, tokenizer, prompts, **kwargs)

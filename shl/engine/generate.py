@@ -10,6 +10,9 @@ from .chat import stop_token_ids
 from .seeds import derive_seed
 
 
+GENERATE_IMPL = "fast"  # the default of generate(impl=None); benchmarks flip it to "hf" to compare
+
+
 def clean_generation_config(model: Any, tokenizer: Any) -> None:
     """Replace the model's generation defaults: plain sampling, no repetition penalty, no top-k."""
     from transformers import GenerationConfig
@@ -27,6 +30,21 @@ def clean_generation_config(model: Any, tokenizer: Any) -> None:
     )
 
 
+def sampling_probs(logits: Any, temperature: float = 1.0, top_p: float = 1.0) -> Any:
+    """The distribution ``generate`` samples the next token from, given next-token logits ``[..., vocab]``.
+
+    The same transform ``model.generate`` applies with our settings (``do_sample``, no top-k, no repetition
+    penalty): logits upcast to float32, the sampler's own warpers (``_warpers``: transformers'
+    ``TemperatureLogitsWarper`` when temperature != 1, then ``TopPLogitsWarper`` when top_p < 1), then softmax.
+    Returns float32 probabilities. ``Scorer.token_probs`` uses it, so keep it in step with the sampler.
+    """
+    shape = logits.shape
+    scores = logits.float().reshape(-1, shape[-1])
+    for w in _warpers(temperature, top_p):
+        scores = w(None, scores)
+    return scores.softmax(dim=-1).reshape(shape)
+
+
 def generate(
     model: Any,
     tokenizer: Any,
@@ -38,10 +56,18 @@ def generate(
     batch_size: int = 64,
     seed: int = 0,
     steerer: Any = None,
+    impl: str | None = None,
 ) -> list[Completion]:
-    """Sample one completion per ``(user, prompt_ids)``; deterministic for ``seed`` on CPU."""
+    """Sample one completion per ``(user, prompt_ids)``; deterministic for ``seed`` on CPU.
+
+    ``impl="fast"`` (default) is shl's own decode loop (:func:`sample_batch`): a preallocated KV cache and finished
+    rows dropped from the forward. ``impl="hf"`` calls ``model.generate`` (kept for comparison: it draws the same
+    random numbers, see :func:`sample_batch`)."""
     import torch
 
+    impl = impl or GENERATE_IMPL
+    if impl not in ("fast", "hf"):
+        raise ValueError(f"generate: impl must be 'fast' or 'hf', got {impl!r}")
     device = next(model.parameters()).device
     stops = stop_token_ids(tokenizer, model)
     pid = pad_id(tokenizer)
@@ -53,22 +79,26 @@ def generate(
             steerer.prefill_mask = mask
         try:
             with torch.no_grad():
-                gen = model.generate(
-                    input_ids=ids,
-                    attention_mask=mask,
-                    do_sample=True,
-                    temperature=temperature,
-                    top_p=top_p,
-                    top_k=0,
-                    repetition_penalty=1.0,
-                    max_new_tokens=max_new_tokens,
-                    pad_token_id=pid,
-                    eos_token_id=sorted(stops),
-                )
+                if impl == "fast":
+                    new = sample_batch(model, ids, mask, max_new_tokens=max_new_tokens, temperature=temperature,
+                                       top_p=top_p, pad_id=pid, stops=stops, steerer=steerer)
+                else:
+                    gen = model.generate(
+                        input_ids=ids,
+                        attention_mask=mask,
+                        do_sample=True,
+                        temperature=temperature,
+                        top_p=top_p,
+                        top_k=0,
+                        repetition_penalty=1.0,
+                        max_new_tokens=max_new_tokens,
+                        pad_token_id=pid,
+                        eos_token_id=sorted(stops),
+                    )
+                    new = gen[:, ids.shape[1]:].tolist()
         finally:
             if steerer is not None:
                 steerer.prefill_mask = None
-        new = gen[:, ids.shape[1]:].tolist()
         for row, i in enumerate(idx):
             toks = new[row]
             finished = False
@@ -86,3 +116,176 @@ def generate(
                 finished=finished,
             )
     return [c for c in out if c is not None]
+
+
+# ---------------------------------------------------------------------------------------------- the decode loop
+
+
+def _lm(model: Any) -> Any:
+    """The transformers model under a PEFT wrapper (whose forward passes keyword arguments through)."""
+    get = getattr(model, "get_base_model", None)
+    return get() if callable(get) else model
+
+
+def _preallocated_cache(model: Any, capacity: int) -> Any:
+    """A DynamicCache whose full-attention layers write into preallocated buffers instead of concatenating."""
+    from transformers import DynamicCache
+    from transformers.cache_utils import DynamicLayer
+
+    class PreallocatedLayer(DynamicLayer):
+        """A DynamicLayer that writes into a [B, H, capacity, D] buffer and exposes the filled part as a view."""
+
+        def __init__(self, cap: int):
+            super().__init__()
+            self.cap = cap
+            self.length = 0
+            self.kbuf = self.vbuf = None
+
+        def update(self, key_states, value_states, *args, **kwargs):
+            n = key_states.shape[-2]
+            if self.kbuf is None:
+                self.lazy_initialization(key_states, value_states)
+                cap = max(self.cap, n)
+                b, h = key_states.shape[:2]
+                self.kbuf = key_states.new_empty((b, h, cap, key_states.shape[-1]))
+                self.vbuf = value_states.new_empty((b, value_states.shape[1], cap, value_states.shape[-1]))
+            elif self.length + n > self.kbuf.shape[-2]:  # never with a correct capacity; stay correct anyway
+                grow = max(n, self.kbuf.shape[-2])
+                self.kbuf = _grow_buffer(self.kbuf, grow)
+                self.vbuf = _grow_buffer(self.vbuf, grow)
+            self.kbuf[:, :, self.length : self.length + n].copy_(key_states)
+            self.vbuf[:, :, self.length : self.length + n].copy_(value_states)
+            self.length += n
+            self.keys = self.kbuf[:, :, : self.length]
+            self.values = self.vbuf[:, :, : self.length]
+            return self.keys, self.values
+
+        def get_seq_length(self) -> int:
+            return self.length
+
+        def batch_select_indices(self, indices) -> None:
+            if self.kbuf is not None:
+                self.kbuf = self.kbuf.index_select(0, indices)
+                self.vbuf = self.vbuf.index_select(0, indices)
+                self.keys = self.kbuf[:, :, : self.length]
+                self.values = self.vbuf[:, :, : self.length]
+
+        def reset(self) -> None:
+            self.kbuf = self.vbuf = None
+            self.length = 0
+            super().reset()
+
+        def crop(self, tokens_to_remove: int) -> None:
+            raise NotImplementedError("the preallocated generation cache cannot be cropped")
+
+    cache = DynamicCache(config=_lm(model).config.get_text_config(decoder=True))
+    for i, layer in enumerate(cache.layers):
+        if type(layer) is DynamicLayer:
+            cache.layers[i] = PreallocatedLayer(capacity)
+    return cache
+
+
+def _grow_buffer(buf: Any, extra: int) -> Any:
+    import torch
+
+    pad = buf.new_empty((*buf.shape[:2], extra, buf.shape[-1]))
+    return torch.cat([buf, pad], dim=-2)
+
+
+def _warpers(temperature: float, top_p: float) -> list[Any]:
+    """The logits warpers transformers' sampling applies for these settings, in its order (same arithmetic)."""
+    from transformers.generation.logits_process import TemperatureLogitsWarper, TopPLogitsWarper
+
+    out = []
+    if temperature != 1.0:
+        out.append(TemperatureLogitsWarper(temperature))
+    if top_p < 1.0:
+        out.append(TopPLogitsWarper(top_p))
+    return out
+
+
+def sample_batch(
+    model: Any,
+    ids: Any,
+    mask: Any,
+    *,
+    max_new_tokens: int,
+    temperature: float,
+    top_p: float,
+    pad_id: int,
+    stops: set[int],
+    steerer: Any = None,
+    compact: float = 0.125,
+) -> list[list[int]]:
+    """Sample continuations of a left-padded batch; returns the new tokens per row (pad after a stop token).
+
+    Same model inputs and the same random numbers as ``model.generate`` with plain multinomial sampling: the
+    prefill and every decode step get the same ids, 2-D attention mask (dropped when there is no padding),
+    position ids and ``logits_to_keep=1``; the warpers are transformers' own; and each step samples from the full
+    [batch, vocab] distribution (finished rows too), so the per-row random numbers do not depend on which rows are
+    still running. Two differences, both only in cost: the KV cache is preallocated (no concatenation per step),
+    and once at least ``compact`` of the running rows have finished, the finished rows leave the forward (the
+    cache is compacted). A row's logits then come from a smaller batch, which on some BLAS back ends is not
+    bitwise the same product; on CPU here it is (tests compare the token streams with ``model.generate``).
+    """
+    import inspect
+
+    import torch
+
+    lm = _lm(model)
+    device = ids.device
+    batch, width = ids.shape
+    extra: dict[str, Any] = {}
+    if "logits_to_keep" in inspect.signature(lm.forward).parameters:
+        extra["logits_to_keep"] = 1
+    use_pos = "position_ids" in inspect.signature(lm.forward).parameters
+    attn = None if bool((mask == 1).all()) else mask
+    pos = (mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 0)
+    cache = _preallocated_cache(model, width + max_new_tokens)
+    warpers = _warpers(temperature, top_p)
+    stop_t = torch.tensor(sorted(stops), device=device)
+    rows = torch.arange(batch, device=device)  # batch rows still in the forward
+    unfinished = torch.ones(batch, dtype=torch.bool, device=device)
+    out = torch.full((batch, max_new_tokens), pad_id, dtype=torch.long, device=device)
+    inputs: dict[str, Any] = {"input_ids": ids, "attention_mask": attn}
+    if use_pos:
+        inputs["position_ids"] = pos
+    last = pos[:, -1:]
+    steps = 0
+    for step in range(max_new_tokens):
+        logits = model(**inputs, cache=cache, use_cache=True, **extra).logits[:, -1].to(dtype=torch.float32)
+        if step == 0 and steerer is not None:
+            steerer.prefill_mask = None  # decode steps steer every (new) position
+        if rows.shape[0] < batch:
+            full = logits.new_zeros((batch, logits.shape[-1]))
+            full[rows] = logits
+            logits = full
+        for w in warpers:
+            logits = w(None, logits)
+        probs = torch.nn.functional.softmax(logits, dim=-1)
+        nxt = torch.multinomial(probs, num_samples=1).squeeze(1)
+        nxt = torch.where(unfinished, nxt, torch.full_like(nxt, pad_id))
+        out[:, step] = nxt
+        steps = step + 1
+        unfinished &= ~torch.isin(nxt, stop_t)
+        if not bool(unfinished.any()) or steps == max_new_tokens:
+            break
+        running = unfinished[rows]
+        done = rows.shape[0] - int(running.sum())
+        if done and done >= compact * rows.shape[0]:
+            keep = running.nonzero().squeeze(1)
+            cache.batch_select_indices(keep)
+            rows = rows[keep]
+            last = last[keep]
+            if attn is not None:
+                attn = attn[keep]
+        last = last + 1
+        inputs = {"input_ids": nxt[rows][:, None]}
+        if attn is not None:
+            attn = torch.cat([attn, attn.new_ones((attn.shape[0], 1))], dim=-1)
+            inputs["attention_mask"] = attn
+        else:
+            inputs["attention_mask"] = None
+        if use_pos:
+            inputs["position_ids"] = last
+    return out[:, :steps].tolist()

@@ -9,6 +9,11 @@ mean over sequences of relu(D_i - tau)) or over all masked positions of the batc
 The reference is the previous student (adapters of earlier rounds) or the base model, computed on the same
 model object with adapters switched, never a weight copy. The ``nll`` regulariser trains on NLL alone (weight
 decay and the spectral penalty off too) but still logs the KL to the reference.
+
+The reference is frozen for the whole round, so its log-probabilities (completion positions only, float32) are
+computed once per completion, during the first epoch, and reused by later epochs when they fit
+``HealSettings.ref_cache_mb`` (0 = recompute every epoch). Reused values are the very tensors the first epoch
+computed, so the loss equals the recomputing path up to float reassociation (batch composition changes).
 """
 
 from __future__ import annotations
@@ -104,6 +109,31 @@ class HealSettings:
     lr: float
     batch_size: int
     max_grad_norm: float
+    ref_cache_mb: int = 1024  # reference log-prob cache budget (MiB); 0 = recompute the reference every epoch
+
+
+def ref_cache_bytes(completions: Sequence[Completion], vocab_size: int) -> int:
+    """Bytes the reference cache needs: one float32 row of the vocabulary per completion token."""
+    return sum(len(c.completion_ids) for c in completions) * int(vocab_size) * 4
+
+
+def _vocab_size(model: Any) -> int | None:
+    try:
+        return int(model.get_output_embeddings().weight.shape[0])
+    except Exception:
+        return None
+
+
+def reference_logprobs(stack: Any, bt: BatchTensors, reference: str) -> Any:
+    """float32 log-probabilities [M, V] of the reference (base or previous student) at the selected positions.
+
+    ``disabled()`` / ``only()`` save and restore ``requires_grad`` (PEFT turns it back on, DESIGN section 5)."""
+    import torch
+
+    ref_ctx = stack.disabled() if reference == "base" else stack.only(stack.previous)
+    with torch.no_grad(), ref_ctx as ref_model:
+        ref_logits = ref_model(input_ids=bt.ids, attention_mask=bt.mask).logits
+        return torch.log_softmax(ref_logits[bt.select].float(), dim=-1)
 
 
 def heal_round(
@@ -132,19 +162,30 @@ def heal_round(
     n = len(completions)
     steps_per_epoch = -(-n // settings.batch_size)
     stats: dict[str, list[float]] = {}
+    # reference cache: completion index -> float32 [n_completion_tokens, V], filled during epoch 0
+    vocab = _vocab_size(model)
+    use_cache = (
+        settings.epochs > 1 and settings.ref_cache_mb > 0 and vocab is not None
+        and ref_cache_bytes(completions, vocab) <= settings.ref_cache_mb * 2**20
+    )
+    ref_cache: dict[int, Any] = {}
     try:
         for epoch in range(settings.epochs):
             order = torch.randperm(n, generator=torch_generator(seed, "heal", round_index, epoch)).tolist()
             stats = {"nll": [], "kl": [], "d": [], "active": [], "loss": [], "spectral": []}
             for step in range(steps_per_epoch):
-                batch = [completions[i] for i in order[step * settings.batch_size : (step + 1) * settings.batch_size]]
+                chosen = order[step * settings.batch_size : (step + 1) * settings.batch_size]
+                batch = [completions[i] for i in chosen]
                 bt = batch_tensors(batch, tokenizer, device)
                 logits = model(input_ids=bt.ids, attention_mask=bt.mask).logits
                 log_s = torch.log_softmax(logits[bt.select].float(), dim=-1)
-                ref_ctx = stack.disabled() if settings.reference == "base" else stack.only(stack.previous)
-                with torch.no_grad(), ref_ctx as ref_model:
-                    ref_logits = ref_model(input_ids=bt.ids, attention_mask=bt.mask).logits
-                    log_r = torch.log_softmax(ref_logits[bt.select].float(), dim=-1)
+                if use_cache and all(i in ref_cache for i in chosen):
+                    log_r = torch.cat([ref_cache[i] for i in chosen])
+                else:
+                    log_r = reference_logprobs(stack, bt, settings.reference)
+                    if use_cache and log_r.shape[-1] == vocab:
+                        for i, part in zip(chosen, log_r.split([len(c.completion_ids) for c in batch])):
+                            ref_cache[i] = part
                 nll = -log_s.gather(-1, bt.targets[:, None]).mean()
                 kl = divergence(log_s, log_r) if reverse else divergence(log_r, log_s)
                 kl_for_barrier = kl if not control else kl.detach()
@@ -175,6 +216,7 @@ def heal_round(
                 if progress is not None:
                     progress(epoch, step, steps_per_epoch)
     finally:
+        ref_cache.clear()
         model.eval()
         optimizer.zero_grad(set_to_none=True)
 

@@ -282,7 +282,7 @@ class Run:
                 regulariser=cfg.heal.regulariser, reference=cfg.heal.barrier.reference, level=cfg.heal.barrier.level,
                 lam=lam, tau=tau, spectral=cfg.heal.spectral, weight_decay=cfg.heal.weight_decay,
                 epochs=cfg.heal.epochs, lr=cfg.heal.lr, batch_size=cfg.heal.batch_size,
-                max_grad_norm=cfg.heal.max_grad_norm,
+                max_grad_norm=cfg.heal.max_grad_norm, ref_cache_mb=cfg.heal.ref_cache_mb,
             )
             try:
                 with self.clock("heal", f"round {r}: heal"):

@@ -1,0 +1,247 @@
+"""Run tasks in a pool of local worker processes (``make_executor("local", workers=N)``).
+
+Small models on a CPU use cores poorly within one run (much of a step is Python and small kernels), so N runs
+side by side with ``cores // N`` threads each finish sooner than the same runs one after another with all cores.
+
+- Workers are started with the ``spawn`` method; each gets ``OMP_NUM_THREADS`` (and MKL/OpenBLAS) = cores // N in
+  its environment before its interpreter starts, and sets ``torch.set_num_threads`` to the same.
+- Results reach ``on_result`` in completion order; progress messages are forwarded to ``progress(label, stage)``.
+- A worker that dies (killed, out of memory) fails the task it held; a replacement worker is started for the
+  remaining tasks. Ctrl-C, an exception in a callback, or ``close()`` terminates the workers.
+- Shared stages: runs whose configs agree on everything but ``heal``/``loop``/``name`` (the arms of one seed)
+  share a stage cache entry (see ``Run``). So that two arms never compute the same entry at once, the first
+  task of such a group (its leader) runs before the others (followers) start; followers wait only for their
+  leader, and any other ready task is dispatched meanwhile, so no worker idles while work is available.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue as queue_mod
+import time
+import traceback
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, Sequence
+
+from .base import Executor, RunResult, RunTask
+
+_THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS",
+                "NUMEXPR_NUM_THREADS")
+
+
+def available_cores() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def share_group(task: RunTask) -> str | None:
+    """Tasks with the same group may share a stage-cache entry: same cache directory and the same config up to
+    ``heal``, ``loop`` and ``name`` (what the shared stages do not read). None: the task shares nothing."""
+    if not task.shared_dir:
+        return None
+    cfg = {k: v for k, v in task.config.items() if k not in ("heal", "loop", "name")}
+    return json.dumps([task.shared_dir, task.data_root, cfg], sort_keys=True, default=str)
+
+
+def _worker(wid: int, threads: int, inbox: Any, outbox: Any) -> None:
+    """Worker process: run tasks from ``inbox`` until None; report progress and results to ``outbox``."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's: it terminates the workers
+    for var in _THREAD_VARS:
+        os.environ[var] = str(threads)
+    try:
+        import torch
+
+        torch.set_num_threads(threads)
+    except Exception:
+        pass
+    from .task import execute_task
+
+    while True:
+        item = inbox.get()
+        if item is None:
+            return
+        index, task = item
+        try:
+            def progress(stage: str, _i: int = index) -> None:
+                outbox.put(("progress", wid, _i, stage))
+
+            result = execute_task(task, progress)
+        except BaseException as exc:  # execute_task never raises; anything here is a worker-level failure
+            result = RunResult("failed", f"worker error: {type(exc).__name__}: {exc}\n{traceback.format_exc()}")
+        outbox.put(("result", wid, index, result))
+
+
+@contextmanager
+def _thread_env(threads: int) -> Iterator[None]:
+    """The parent's environment during a spawn: the child interpreter starts with it (then it is restored)."""
+    saved = {var: os.environ.get(var) for var in _THREAD_VARS}
+    try:
+        for var in _THREAD_VARS:
+            os.environ[var] = str(threads)
+        yield
+    finally:
+        for var, value in saved.items():
+            if value is None:
+                os.environ.pop(var, None)
+            else:
+                os.environ[var] = value
+
+
+class LocalPoolExecutor(Executor):
+    name = "local"
+
+    def __init__(self, workers: int = 2, threads: int | None = None, poll_s: float = 0.5):
+        if workers < 1:
+            from ..errors import ShlError
+
+            raise ShlError(f"executor 'local': workers must be >= 1, got {workers}")
+        self.workers = int(workers)
+        self.threads = int(threads) if threads else max(1, available_cores() // self.workers)
+        self.poll_s = poll_s
+        self._procs: dict[int, Any] = {}
+        self._inboxes: dict[int, Any] = {}
+        self._next_wid = 0
+        self._running: dict[int, int] = {}
+        self._heard: set[int] = set()  # workers that sent anything (a worker that dies silently died at start)
+
+    # ------------------------------------------------------------------ processes
+    def _start(self, ctx: Any, wid: int, outbox: Any) -> None:
+        inbox = ctx.Queue()
+        proc = ctx.Process(target=_worker, args=(wid, self.threads, inbox, outbox), name=f"shl-worker-{wid}",
+                           daemon=True)
+        with _thread_env(self.threads):
+            proc.start()
+        self._procs[wid] = proc
+        self._inboxes[wid] = inbox
+
+    def _stop_all(self, graceful: bool) -> None:
+        if graceful:
+            for inbox in self._inboxes.values():
+                try:
+                    inbox.put(None)
+                except Exception:
+                    pass
+            deadline = time.time() + 5.0
+            for proc in self._procs.values():
+                proc.join(max(0.0, deadline - time.time()))
+        for proc in self._procs.values():
+            if proc.is_alive():
+                proc.terminate()
+        for proc in self._procs.values():
+            proc.join(2.0)
+            if proc.is_alive():
+                proc.kill()
+                proc.join(1.0)
+        for inbox in self._inboxes.values():
+            try:
+                inbox.cancel_join_thread()
+                inbox.close()
+            except Exception:
+                pass
+        self._procs.clear()
+        self._inboxes.clear()
+
+    # ------------------------------------------------------------------ scheduling
+    def run(
+        self,
+        tasks: Sequence[RunTask],
+        on_result: Callable[[RunTask, RunResult], None],
+        progress: Callable[[str, str], None] | None = None,
+    ) -> None:
+        import multiprocessing as mp
+
+        tasks = list(tasks)
+        if not tasks:
+            return
+        ctx = mp.get_context("spawn")
+        outbox = ctx.Queue()
+        # leader/follower dependencies over shared-stage groups
+        leader_of: dict[str, int] = {}
+        waits_for: dict[int, int] = {}
+        for i, t in enumerate(tasks):
+            g = share_group(t)
+            if g is None:
+                continue
+            if g in leader_of:
+                waits_for[i] = leader_of[g]
+            else:
+                leader_of[g] = i
+        leaders = set(leader_of.values())
+        pending = list(range(len(tasks)))
+        finished: set[int] = set()
+        running: dict[int, int] = {}  # worker id -> task index
+        self._running = running
+
+        def report(index: int, result: RunResult) -> None:
+            finished.add(index)
+            on_result(tasks[index], result)
+
+        clean = False
+        try:
+            while pending or running:
+                # as many workers as there is work for (replacing any that died)
+                while len(self._procs) < min(self.workers, len(pending) + len(running)):
+                    self._start(ctx, self._next_wid, outbox)
+                    self._next_wid += 1
+                # dispatch: ready leaders first (they unblock followers), then other ready tasks, in task order
+                for wid in [w for w in self._procs if w not in running]:
+                    ready = [i for i in pending if waits_for.get(i) is None or waits_for[i] in finished]
+                    if not ready:
+                        break
+                    pick = next((i for i in ready if i in leaders), ready[0])
+                    pending.remove(pick)
+                    running[wid] = pick
+                    self._inboxes[wid].put((pick, tasks[pick]))
+                if not running:  # cannot happen: a follower's leader is pending, running or finished
+                    raise RuntimeError("local executor: tasks wait for leaders that never run")
+                try:
+                    kind, wid, index, payload = outbox.get(timeout=self.poll_s)
+                except queue_mod.Empty:
+                    self._reap(outbox, running, report)
+                    continue
+                self._heard.add(wid)
+                if kind == "progress":
+                    if progress is not None:
+                        progress(tasks[index].label, payload)
+                elif running.get(wid) == index:
+                    del running[wid]
+                    report(index, payload)
+            clean = True
+        finally:
+            self._stop_all(graceful=clean)
+            try:
+                outbox.cancel_join_thread()
+                outbox.close()
+            except Exception:
+                pass
+
+    def _reap(self, outbox: Any, running: dict[int, int], report: Callable[[int, RunResult], None]) -> None:
+        """Fail the task of every worker that died (after taking any result it sent just before dying)."""
+        dead = [wid for wid, proc in self._procs.items() if not proc.is_alive()]
+        if not dead:
+            return
+        while True:  # results already in the queue win over "died"
+            try:
+                kind, wid, index, payload = outbox.get(timeout=0.2)
+            except queue_mod.Empty:
+                break
+            if kind == "result" and running.get(wid) == index:
+                del running[wid]
+                report(index, payload)
+        for wid in dead:
+            code = self._procs.pop(wid).exitcode
+            self._inboxes.pop(wid, None)
+            index = running.pop(wid, None)
+            if index is not None:
+                hint = "" if wid in self._heard else (
+                    " before reporting anything (a script that starts the executor must guard its entry point "
+                    "with `if __name__ == '__main__':`, as multiprocessing's spawn method requires)")
+                report(index, RunResult("failed", f"worker process died (exit code {code}){hint}"))
+
+    def close(self) -> None:
+        self._stop_all(graceful=False)
