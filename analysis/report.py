@@ -23,6 +23,7 @@ from .paired import PairedResult, paired_comparison, verdict_for
 from .power import POWER, exact_min_n, exact_min_p, min_detectable_effect, seeds_needed, verdict_alpha
 from .results import USABLE_STATUSES, load_runs, run_table
 from .spec import ComparisonSpec
+from .timings import breakdown_markdown, run_dirs_of, stage_breakdown
 
 _CORRECTION_METHOD = {"holm": "holm", "bonferroni": "bonferroni", "bh": "fdr_bh"}
 _NUMERIC_COLUMNS = [
@@ -502,6 +503,8 @@ def write_report(
         written += fig_paths
         notes += fig_notes
     md = _markdown(spec, arms, kept, dropped, display, table, notes, adaptive)
+    timing = stage_breakdown(run_dirs_of(out_dir, run_ids))
+    md += "\n" + "\n".join(breakdown_markdown(timing)) if not timing.empty else ""
 
     def _write(name: str, text: str) -> None:
         p = report_dir / name
@@ -516,4 +519,6 @@ def write_report(
         _write("comparison.tex", _latex_table(display))
     _write("tidy.csv", tidy.to_csv(index=False))
     _write("runs.csv", runs.to_csv(index=False))
+    if not timing.empty:
+        _write("timings.csv", timing.to_csv(index=False))
     return ReportResult(markdown=md, paths=written, table=table, dropped=dropped, kept_seeds=kept)

@@ -1,3 +1,11 @@
 """shl: steer, heal, loop. An ablation testbed for distilling steering vectors into LoRA adapters."""
 
 __version__ = "0.1.0"
+
+
+def ablate(experiment, options=None, console=None, **kwargs):
+    """Run an experiment's arms x seeds and compare them: ``shl.ablate("experiments/barrier_agg.yaml",
+    seeds="0-9", out="runs/mine")``. See ``shl.runner.ablate`` and ``shl.runner.AblateOptions``."""
+    from .runner import ablate as _ablate
+
+    return _ablate(experiment, options, console, **kwargs)

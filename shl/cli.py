@@ -66,8 +66,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--arms", default=None, help="comma-separated subset of arms (default: all)")
     p.add_argument("--out", default=None, help="output directory (default: runs/<experiment name>)")
     p.add_argument("--dry-run", action="store_true", help="list runs as done / pending / failed; run nothing")
-    p.add_argument("--executor", default=None, choices=["inprocess", "ray"],
-                   help="where runs execute (default: the experiment's, else inprocess)")
+    p.add_argument("--executor", default=None, choices=["auto", "inprocess", "local", "ray"],
+                   help="where runs execute: in this process, in local worker processes, or on Ray (default: the "
+                   "experiment's; with more than one worker, local)")
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="local worker processes, threads divided between them (default: one per core, at most 4, "
+                   "for CPU runs; 1 on a GPU)")
     p.add_argument("--ray-address", default=None, help="Ray cluster address (default: RAY_ADDRESS or local)")
     p.add_argument("--no-report", action="store_true", help="skip the comparison report at the end")
     p.add_argument("--until-mde", type=float, default=None, metavar="X",

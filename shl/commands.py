@@ -154,15 +154,27 @@ def cmd_run(args) -> int:
 
 
 def cmd_ablate(args) -> int:
-    from .runner import ablate_command
+    from .runner import AblateOptions, ablate
 
-    return ablate_command(args)
+    opts = AblateOptions(
+        seeds=args.seeds, arms=args.arms, out=args.out, overrides=list(args.overrides), executor=args.executor,
+        workers=args.workers, ray_address=args.ray_address, share=not args.no_share, report=not args.no_report,
+        redo_corrupt=args.redo_corrupt, until_mde=args.until_mde, max_seeds=args.max_seeds,
+        seed_batch=args.seed_batch, dry_run=args.dry_run,
+    )
+    return 0 if ablate(args.experiment, opts).ok else 1
 
 
 def cmd_report(args) -> int:
-    from .runner import report_command
+    from rich.console import Console
 
-    return report_command(args)
+    from .runner import report
+
+    out = Path(args.directory)
+    if not out.is_dir():
+        raise ShlError(f"{out}: no such directory")
+    report(out, Console(highlight=False, width=200), formats=args.formats or ["md"], figures=not args.no_figures)
+    return 0
 
 
 def cmd_toyworld(args) -> int:

@@ -12,9 +12,9 @@ import json
 import os
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 import yaml
 
@@ -167,14 +167,134 @@ def prepare_out(plan: Plan, con) -> None:
         con.print(f"removed {len(removed)} temporary file(s) left by an interrupted write")
 
 
-def add_seeds_adaptively(plan: Plan, args, host, con) -> list[tuple[RunTask, RunResult]]:
+@dataclass
+class AblateOptions:
+    """How ``ablate`` runs an experiment (the CLI flags of ``shl ablate``, as Python values).
+
+    seeds: "0-4", "0,2,5", a list, or None for the experiment's; arms: names (or "a,b"), None for all;
+    out: output directory (default ``runs/<experiment name>``); overrides: ``--set`` strings;
+    executor: "auto", "inprocess", "local" or "ray" (None: the experiment's; auto = local when workers > 1);
+    workers: local worker processes (None: $SHL_WORKERS, the experiment's, else one per core up to 4 for CPU runs
+    and 1 on a GPU); share: reuse stages whose inputs
+    are identical across arms; report: write the comparison at the end; redo_corrupt: redo runs that fail their
+    integrity check; until_mde / max_seeds / seed_batch: add seeds adaptively; dry_run: plan only.
+    """
+
+    seeds: Any = None
+    arms: Any = None
+    out: str | Path | None = None
+    overrides: Sequence[str] = ()
+    executor: str | None = None
+    workers: int | None = None
+    ray_address: str | None = None
+    share: bool = True
+    report: bool = True
+    redo_corrupt: bool = False
+    until_mde: float | None = None
+    max_seeds: int = 40
+    seed_batch: int = 2
+    dry_run: bool = False
+
+    def seeds_text(self) -> str | None:
+        if self.seeds is None or isinstance(self.seeds, str):
+            return self.seeds
+        if isinstance(self.seeds, int) and not isinstance(self.seeds, bool):
+            return str(self.seeds)
+        return ",".join(str(int(s)) for s in self.seeds)
+
+    def arms_text(self) -> str | None:
+        if self.arms is None or isinstance(self.arms, str):
+            return self.arms
+        return ",".join(self.arms)
+
+    def check(self) -> None:
+        if self.until_mde is not None and not (0 < self.until_mde < float("inf")):
+            raise ShlError(f"--until-mde: must be a positive number, got {self.until_mde}")
+        if not 1 <= self.max_seeds <= 1000 or self.seed_batch < 1:
+            raise ShlError("--max-seeds must be in 1..1000 and --seed-batch >= 1")
+        if self.workers is not None and not 1 <= self.workers <= 256:
+            raise ShlError(f"--workers: must be in 1..256, got {self.workers}")
+
+
+@dataclass
+class AblationResult:
+    """What ``ablate`` did: the plan's status rows (before running), the runs it executed, how many failed or
+    were left corrupt, and the report (None when not written)."""
+
+    out: Path
+    status: list[dict[str, Any]]
+    executed: list[tuple[RunTask, RunResult]] = field(default_factory=list)
+    failed: int = 0
+    corrupt: int = 0
+    report: Any = None
+
+    @property
+    def ok(self) -> bool:
+        return self.failed == 0 and self.corrupt == 0
+
+
+def ablate(experiment: str | Path, options: AblateOptions | None = None, console=None, **kwargs: Any) -> AblationResult:
+    """Run every arm x seed of an experiment that is not already complete, then compare the arms.
+
+    The library form of ``shl ablate`` (``shl.ablate("experiments/barrier_agg.yaml", seeds="0-9",
+    out="runs/x")``): keyword arguments are the fields of ``AblateOptions``. Progress and the report go to
+    ``console`` (a rich Console; default stdout). Input problems raise ``ShlError``.
+    """
+    from rich.console import Console
+
+    from .manager import get_host
+
+    opts = options or AblateOptions(**kwargs)
+    opts.check()
+    con = console or Console(highlight=False)
+    host = get_host()
+    host.registry.check()
+    plan = make_plan(str(experiment), list(opts.overrides), opts.seeds_text(), opts.arms_text(),
+                     None if opts.out is None else str(opts.out), host.registry)
+    rows = status_table(plan)
+    result = AblationResult(plan.out, rows)
+    if opts.dry_run:
+        _print_status(con, plan, rows)
+        return result
+    for a, b in identical_arms(plan.runs):
+        con.print(f"warning: arms '{a}' and '{b}' have identical configs; their comparison can only show noise")
+    with output_lock(plan.out, con):
+        prepare_out(plan, con)
+        write_experiment_record(plan, host.registry)
+        warn_corrupt(con, rows, opts.redo_corrupt)
+        redo = {"pending", "failed"} | ({"corrupt"} if opts.redo_corrupt else set())
+        pending = [r for r, row in zip(plan.runs, rows) if row["state"] in redo]
+        n_done = sum(row["state"] == "done" for row in rows)
+        result.corrupt = 0 if opts.redo_corrupt else sum(row["state"] == "corrupt" for row in rows)
+        con.print(
+            f"{plan.exp.name}: {len(plan.runs)} runs ({len({r.arm for r in plan.runs})} arms x "
+            f"{len({r.seed for r in plan.runs})} seeds): {n_done} done, {len(pending)} to run"
+            + (f", {result.corrupt} corrupt (excluded)" if result.corrupt else "") + f" -> {plan.out}"
+        )
+        result.executed = execute(plan, pending, opts, host, con)
+        if opts.until_mde is not None:
+            result.executed += add_seeds_adaptively(plan, opts, host, con)
+        failed = [(t, r) for t, r in result.executed if r.status not in TERMINAL]
+        result.failed = len(failed)
+        print_stage_summary(con, [Path(t.run_dir) for t, _ in result.executed])
+        for task, res in failed:
+            con.print(f"[red]run failed[/red] {task.label}: {res.message} (see {task.run_dir}/FAILED.json)")
+        if opts.report:
+            try:
+                result.report = report(plan.out, con, formats=["md"], figures=True)
+            except ShlError as exc:  # the runs are stored; only the comparison could not be made
+                con.print(f"report skipped: {exc}")
+    return result
+
+
+def add_seeds_adaptively(plan: Plan, opts: AblateOptions, host, con) -> list[tuple[RunTask, RunResult]]:
     """``--until-mde X --max-seeds N``: add seeds in batches until the primary metric's MDE (at the verdict's
     alpha, from the spread of the paired differences about zero; never their mean or a p-value) is <= X in
     every arm, or N seeds ran. The rule and the batches are recorded, and the report states them."""
     from shl_analysis import describe_stopping_rule, paired_differences, seeds_to_add, verdict_alpha
 
     spec = plan.exp.comparison
-    arms = args.arms.split(",") if args.arms else list(plan.exp.arms)
+    arms = sorted({r.arm for r in plan.runs}, key=list(plan.exp.arms).index)
     alpha_v = verdict_alpha(spec.alpha, spec.correction, max(len(arms) - 1, 1))
     results: list[tuple[RunTask, RunResult]] = []
     record = read_record(plan.out) or {}
@@ -183,88 +303,85 @@ def add_seeds_adaptively(plan: Plan, args, host, con) -> list[tuple[RunTask, Run
     while True:
         diffs = paired_differences(plan.out, spec, spec.primary, record.get("runs"), seeds, arms)
         diffs = {a: d for a, d in diffs.items() if a in arms}
-        n_add = seeds_to_add(diffs, seeds, args.until_mde, args.max_seeds, args.seed_batch, alpha_v) if diffs else 0
+        n_add = seeds_to_add(diffs, seeds, opts.until_mde, opts.max_seeds, opts.seed_batch, alpha_v) if diffs else 0
         if n_add == 0:
             break
         new = [max(seeds) + 1 + i for i in range(n_add)]
-        con.print(f"adding seeds {new[0]}-{new[-1]}: the MDE of '{spec.primary}' is above {args.until_mde:g} "
+        con.print(f"adding seeds {new[0]}-{new[-1]}: the MDE of '{spec.primary}' is above {opts.until_mde:g} "
                   f"at alpha {alpha_v:.3g} (seeds so far: {len(seeds)})")
-        more = make_plan(str(plan.path), plan.overrides, ",".join(map(str, new)), args.arms, str(plan.out),
+        more = make_plan(str(plan.path), plan.overrides, ",".join(map(str, new)), opts.arms_text(), str(plan.out),
                          host.registry)
         rows = status_table(more)
         write_experiment_record(more, host.registry)
-        results += execute(more, [r for r, row in zip(more.runs, rows) if row["state"] != "done"], args, host, con)
+        results += execute(more, [r for r, row in zip(more.runs, rows) if row["state"] != "done"], opts, host, con)
         seeds += new
         batches.append(new)
         record = read_record(plan.out) or {}
-    rule = describe_stopping_rule(args.until_mde, args.max_seeds, args.seed_batch, alpha_v)
-    record["adaptive"] = {"until_mde": args.until_mde, "max_seeds": args.max_seeds, "batch": args.seed_batch,
+    rule = describe_stopping_rule(opts.until_mde, opts.max_seeds, opts.seed_batch, alpha_v)
+    record["adaptive"] = {"until_mde": opts.until_mde, "max_seeds": opts.max_seeds, "batch": opts.seed_batch,
                           "alpha_verdict": alpha_v, "batches": batches, "rule": rule}
     atomic_write(plan.out / OUT_RECORD, yaml.safe_dump(record, sort_keys=False))
     con.print(f"stopped adding seeds at {len(seeds)}: {rule}")
     return results
 
 
-def ablate_command(args) -> int:
-    from rich.console import Console
+def print_stage_summary(con, run_dirs: list[Path]) -> None:
+    """One line: where the wall time of the runs executed now went, by stage, largest first."""
+    if not run_dirs:
+        return
+    from shl_analysis.timings import stage_breakdown
 
-    from .manager import get_host
-
-    con = Console(highlight=False)
-    if args.until_mde is not None and not (0 < args.until_mde < float("inf")):
-        raise ShlError(f"--until-mde: must be a positive number, got {args.until_mde}")
-    if args.max_seeds < 1 or args.max_seeds > 1000 or args.seed_batch < 1:
-        raise ShlError("--max-seeds must be in 1..1000 and --seed-batch >= 1")
-    host = get_host()
-    host.registry.check()
-    plan = make_plan(args.experiment, args.overrides, args.seeds, args.arms, args.out, host.registry)
-    rows = status_table(plan)
-    if args.dry_run:
-        _print_status(con, plan, rows)
-        return 0
-    for a, b in identical_arms(plan.runs):
-        con.print(f"warning: arms '{a}' and '{b}' have identical configs; their comparison can only show noise")
-    with output_lock(plan.out, con):
-        prepare_out(plan, con)
-        write_experiment_record(plan, host.registry)
-        warn_corrupt(con, rows, args.redo_corrupt)
-        redo = {"pending", "failed"} | ({"corrupt"} if args.redo_corrupt else set())
-        pending = [r for r, row in zip(plan.runs, rows) if row["state"] in redo]
-        n_done = sum(row["state"] == "done" for row in rows)
-        n_corrupt = 0 if args.redo_corrupt else sum(row["state"] == "corrupt" for row in rows)
-        con.print(
-            f"{plan.exp.name}: {len(plan.runs)} runs ({len(plan.exp.arms) if not args.arms else len(args.arms.split(','))}"
-            f" arms x {len({r.seed for r in plan.runs})} seeds): {n_done} done, {len(pending)} to run"
-            + (f", {n_corrupt} corrupt (excluded)" if n_corrupt else "") + f" -> {plan.out}"
-        )
-        results = execute(plan, pending, args, host, con)
-        if args.until_mde is not None:
-            results += add_seeds_adaptively(plan, args, host, con)
-        failed = [(t, r) for t, r in results if r.status not in TERMINAL]
-        for task, res in failed:
-            con.print(f"[red]run failed[/red] {task.label}: {res.message} (see {task.run_dir}/FAILED.json)")
-        if not args.no_report:
-            try:
-                report(plan.out, con, formats=["md"], figures=True)
-            except ShlError as exc:  # the runs are stored; only the comparison could not be made
-                con.print(f"report skipped: {exc}")
-    return 1 if failed or n_corrupt else 0
+    df = stage_breakdown(run_dirs)
+    if not df.empty:
+        parts = ", ".join(f"{r.stage} {r.seconds:.1f}s ({100 * r.share:.0f}%)" for r in df.itertuples())
+        con.print(f"time by stage over {len(run_dirs)} run(s): {parts}")
 
 
-def execute(plan: Plan, pending: list[PlannedRun], args, host, con) -> list[tuple[RunTask, RunResult]]:
+def env_workers() -> int | None:
+    """``SHL_WORKERS``: the default number of local workers (e.g. 1 to keep every run in one process)."""
+    value = os.environ.get("SHL_WORKERS", "").strip()
+    if not value:
+        return None
+    if not value.isdigit() or not 1 <= int(value) <= 256:
+        raise ShlError(f"SHL_WORKERS: expected a number of workers in 1..256, got {value!r}")
+    return int(value)
+
+
+def auto_workers(plan: Plan, pending: list[PlannedRun]) -> int:
+    """Local worker processes when the user did not say: one per core (at most 4) for CPU runs of small
+    models, where runs side by side beat one run with all threads; 1 for GPU runs."""
+    from .executors.local_pool import available_cores
+
+    if any(r.config.device.startswith("cuda") for r in pending):
+        return 1
+    if any(r.config.device == "auto" for r in pending):
+        try:
+            import torch
+
+            if torch.cuda.is_available():
+                return 1
+        except ImportError:
+            pass
+    return max(1, min(available_cores(), 4, len(pending)))
+
+
+def execute(plan: Plan, pending: list[PlannedRun], opts: AblateOptions, host, con) -> list[tuple[RunTask, RunResult]]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     if not pending:
         return []
-    name = args.executor or plan.exp.executor.name
+    name = opts.executor or plan.exp.executor.name
+    workers = opts.workers or env_workers() or plan.exp.executor.workers or auto_workers(plan, pending)
     if name == "ray":
         executor = make_executor(
-            "ray", address=args.ray_address or plan.exp.executor.address,
+            "ray", address=opts.ray_address or plan.exp.executor.address,
             num_cpus=plan.exp.executor.num_cpus, num_gpus=plan.exp.executor.num_gpus,
         )
+    elif name == "local" or (name == "auto" and workers > 1):
+        executor = make_executor("local", workers=workers)
     else:
         executor = make_executor("inprocess", host=host)
-    if not args.no_share:
+    if opts.share:
         claim_dir(plan.out / "shared", "the shared-stage cache")
     tasks = []
     for run in pending:
@@ -274,7 +391,7 @@ def execute(plan: Plan, pending: list[PlannedRun], args, host, con) -> list[tupl
                 "experiment_file": str(plan.path)}
         tasks.append(RunTask(str(store.dir), run.config.model_dump(mode="json"), meta,
                              str(plan.path.parent.resolve()), f"{run.arm} seed {run.seed}",
-                             None if args.no_share else str((plan.out / "shared").resolve())))
+                             str((plan.out / "shared").resolve()) if opts.share else None))
     results: list[tuple[RunTask, RunResult]] = []
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TextColumn("{task.fields[stage]}"))
@@ -284,7 +401,6 @@ def execute(plan: Plan, pending: list[PlannedRun], args, host, con) -> list[tupl
         def on_result(task: RunTask, res: RunResult) -> None:
             store = RunStore(task.run_dir)
             if res.status not in TERMINAL and not (store.dir / FAILED).exists() and is_owned(store.dir):
-                store.dir.mkdir(parents=True, exist_ok=True)
                 store.fail(res.status, res.message, "")
             results.append((task, res))
             last = res.metrics[-1] if res.metrics else {}
@@ -318,7 +434,9 @@ def _print_status(con, plan: Plan, rows: list[dict[str, Any]]) -> None:
     warn_corrupt(con, rows, redo=False)
 
 
-def report(out: Path, con, formats: list[str], figures: bool) -> None:
+def report(out: Path, con, formats: list[str], figures: bool):
+    """Write the comparison report of an ablation output directory (warning about corrupt runs) and print the
+    requested formats; returns the ``ReportResult``."""
     from shl_analysis import ComparisonSpec, write_report
 
     path = out / OUT_RECORD
@@ -343,20 +461,10 @@ def report(out: Path, con, formats: list[str], figures: bool) -> None:
         raise ShlFault(f"cannot write the report: {exc.filename or out / 'report'}: {exc.strerror or exc}") from None
     for fmt in formats:
         if fmt == "md":
-            print(result.markdown)
+            con.out(result.markdown, highlight=False)
         elif fmt == "csv":
-            print((out / "report" / "comparison.csv").read_text())
+            con.out((out / "report" / "comparison.csv").read_text(), highlight=False)
         elif fmt == "latex":
-            print((out / "report" / "comparison.tex").read_text())
+            con.out((out / "report" / "comparison.tex").read_text(), highlight=False)
     con.print(f"report written to {out / 'report'}")
-
-
-def report_command(args) -> int:
-    from rich.console import Console
-
-    out = Path(args.directory)
-    if not out.is_dir():
-        raise ShlError(f"{out}: no such directory")
-    con = Console(highlight=False, width=200)
-    report(out, con, formats=args.formats or ["md"], figures=not args.no_figures)
-    return 0
+    return result

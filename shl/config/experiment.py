@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
 from shl_analysis.spec import ComparisonSpec
 
 from ..data import run_hash
@@ -92,7 +92,11 @@ def parse_seeds(value: Any) -> list[int]:
 
 class ExecutorConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-    name: Literal["inprocess", "ray"] = Field("inprocess", description="where runs execute")
+    name: Literal["auto", "inprocess", "local", "ray"] = Field(
+        "auto", description="where runs execute: auto (local worker processes when more than one worker, else "
+        "in process), inprocess, local, or ray")
+    workers: StrictInt | None = Field(None, ge=1, le=256, description="local worker processes (null: one per "
+                                      "core, at most 4, for CPU runs; 1 on a GPU)")
     address: str | None = Field(None, description="Ray cluster address (ray only; null = RAY_ADDRESS or local)")
     num_cpus: Real = Field(1.0, gt=0, le=4096, description="CPUs per run (ray only)")
     num_gpus: Real = Field(0.0, ge=0, le=1024, description="GPUs per run (ray only)")

@@ -81,6 +81,7 @@ def shl_env(**extra: str) -> dict[str, str]:
     env["MKL_NUM_THREADS"] = "1"
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
     env["COLUMNS"] = "200"
+    env.setdefault("SHL_WORKERS", "1")  # runs in one process unless a test asks for workers
     env.update(extra)
     return env
 

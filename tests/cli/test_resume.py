@@ -10,6 +10,8 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 from cli_helpers import TINY_ARMS, run_shl, shl_cmd, shl_env, write_experiment
 
 ROUNDS = 2
@@ -24,11 +26,13 @@ def _state(runs: Path) -> tuple[list[Path], list[Path]]:
     return done, partial
 
 
-def test_kill_and_resume(tmp_path: Path):
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_kill_and_resume(tmp_path: Path, workers: str):
+    """Killed in process (1 worker) or with a pool of worker processes (2): the whole process group dies."""
     exp = write_experiment(tmp_path, base_over={"loop": {"rounds": ROUNDS}})
     runs = tmp_path / "abl" / "runs"
     log = open(tmp_path / "first.log", "w")
-    proc = subprocess.Popen(shl_cmd("ablate", exp.name, "--out", "abl", "--no-report"), cwd=tmp_path,
+    proc = subprocess.Popen(shl_cmd("ablate", exp.name, "--out", "abl", "--no-report", "--workers", workers), cwd=tmp_path,
                             env=shl_env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     killed_while_partial = False
     try:
@@ -62,7 +66,7 @@ def test_kill_and_resume(tmp_path: Path):
     assert dry.returncode == 0, dry.stderr
     assert f"{len(before)} done, {4 - len(before)} pending" in dry.stdout
 
-    resumed = run_shl("ablate", exp.name, "--out", "abl", "--no-report", cwd=tmp_path)
+    resumed = run_shl("ablate", exp.name, "--out", "abl", "--no-report", "--workers", workers, cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     assert f"{len(before)} done, {4 - len(before)} to run" in resumed.stdout
 
