@@ -10,12 +10,21 @@ import numpy as np
 from scipy import stats
 from .power import POWER, exact_min_n, exact_min_p, min_detectable_effect, seeds_needed
 
-__all__ = ["EXACT_MAX_N", "POWER", "PairedResult", "min_detectable_effect", "paired_comparison", "verdict_for"]
+__all__ = ["EXACT_MAX_N", "MC_RESAMPLES", "POWER", "PairedResult", "min_detectable_effect", "paired_comparison",
+           "sign_flip_method", "verdict_for"]
 
 #: Largest n for which the sign-flip test enumerates all 2^n flips; above it a
 #: seeded Monte-Carlo approximation with MC_RESAMPLES flips is used instead.
 EXACT_MAX_N = 20
 MC_RESAMPLES = 200_000
+#: Seed of the Monte-Carlo sign flips (the same p on every run of the report).
+MC_SEED = 0
+
+
+def sign_flip_method(n: int) -> str:
+    """How the sign-flip p of n pairs is computed: "exact" (all 2^n flips, n <= EXACT_MAX_N) or
+    "monte_carlo" (MC_RESAMPLES random flips drawn with seed MC_SEED)."""
+    return "exact" if n <= EXACT_MAX_N else "monte_carlo"
 
 
 @dataclass(frozen=True)
@@ -23,8 +32,10 @@ class PairedResult:
     """Summary of a paired comparison; d_i = arm_i - baseline_i.
 
     ci_low/ci_high: two-sided (1-alpha) t-interval for mean(d).
-    p_t: two-sided paired t-test. p_perm: two-sided exact sign-flip permutation
-    test on mean(d). d_z: mean(d)/sd(d). wins: pairs where the arm is strictly
+    p_t: two-sided paired t-test. p_perm: two-sided sign-flip permutation
+    test on mean(d), exact (all 2^n flips) for n <= EXACT_MAX_N, else Monte Carlo
+    with MC_RESAMPLES seeded flips; perm_method says which ("exact" /
+    "monte_carlo"). d_z: mean(d)/sd(d). wins: pairs where the arm is strictly
     better. mde: smallest |mean(d)| detectable with 80% power at `alpha`
     (two-sided paired t, noncentral t), in metric units; NaN when sd(d) = 0 with
     non-zero differences (the t-model gives no MDE then). When every difference
@@ -59,6 +70,7 @@ class PairedResult:
     n_exact: int = 0
     target_effect: float | None = None
     n_needed: int | None = None
+    perm_method: str = "exact"
 
     def to_dict(self) -> dict:
         """Plain-dict view (JSON-friendly apart from inf/nan floats)."""
@@ -110,7 +122,7 @@ def _as_array(x: Sequence[float], name: str) -> np.ndarray:
 
 def _sign_flip_p(d: np.ndarray) -> float:
     n = d.size
-    exact = n <= EXACT_MAX_N
+    exact = sign_flip_method(n) == "exact"
     res = stats.permutation_test(
         (d,),
         lambda x, axis: np.mean(x, axis=axis),
@@ -118,7 +130,7 @@ def _sign_flip_p(d: np.ndarray) -> float:
         n_resamples=np.inf if exact else MC_RESAMPLES,
         alternative="two-sided",
         vectorized=True,
-        random_state=None if exact else np.random.default_rng(0),
+        random_state=None if exact else np.random.default_rng(MC_SEED),
     )
     return float(min(1.0, res.pvalue))
 
@@ -201,4 +213,5 @@ def paired_comparison(
         n_exact=exact_min_n(alpha),
         target_effect=target_effect,
         n_needed=n_needed,
+        perm_method=sign_flip_method(n),
     )

@@ -36,10 +36,14 @@ class ComparisonSpec(BaseModel):
         default=None,
         description="Primary metric name (defaults to the first metric); must be one of `metrics`.",
     )
-    endpoint: Literal["final", "last_k", "auc"] = Field(
+    endpoint: Literal["final", "last_k", "auc", "last_common"] = Field(
         default="final",
-        description="How a run's trajectory is reduced to one number: final round, "
-        "mean of last k rounds, or normalised area under the curve.",
+        description="How a run's trajectory is reduced to one number: 'final' = value at the run's own last "
+        "round (a run that ended early, e.g. at the coherence floor, contributes that earlier round, so a pair "
+        "can compare different rounds; the report counts such runs per arm); 'last_k' = mean of its last k "
+        "rounds; 'auc' = area under the metric-vs-round curve divided by the round span; 'last_common' = per "
+        "seed, the value at the last round that every paired run of that seed reached, across all arms "
+        "compared (so every arm of a seed is read at the same round).",
     )
     last_k: int = Field(default=2, ge=1, description="k for the 'last_k' endpoint.")
     alpha: float = Field(
