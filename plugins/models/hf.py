@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+from pathlib import Path
 from typing import Any, Optional
 
 from pydantic import Field
@@ -22,6 +25,31 @@ DEFAULT_EVALUATORS: list[dict[str, Any]] = [
     {"name": "trait_margin", "params": {}},
 ]
 DTYPES = ("float32", "bfloat16", "float16", "auto")
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".gguf", ".h5", ".msgpack", ".npz", ".onnx")
+CONTENT_LIMIT = 64 << 20
+"""Files of a local model directory up to this size (config, tokenizer, chat template...) are fingerprinted by
+content; weight files and larger files by size and modification time (reading gigabytes to plan a run is not
+an option)."""
+_CONTENT_MEMO: dict[tuple[str, int, int], str] = {}
+
+
+def local_fingerprint(root: Path) -> str:
+    """A fingerprint of a local model directory (its top-level files, which are what transformers loads):
+    the content of config and tokenizer files, and the size and modification time of weight files."""
+    entries = []
+    for f in sorted(root.iterdir()):
+        if f.name.startswith(".") or not f.is_file():
+            continue
+        st = f.stat()
+        if f.name.endswith(WEIGHT_SUFFIXES) or st.st_size > CONTENT_LIMIT:
+            entries.append([f.name, st.st_size, st.st_mtime_ns])
+            continue
+        key = (str(f.resolve()), st.st_size, st.st_mtime_ns)
+        if key not in _CONTENT_MEMO:
+            _CONTENT_MEMO[key] = hashlib.sha256(f.read_bytes()).hexdigest()
+        entries.append([f.name, _CONTENT_MEMO[key]])
+    blob = json.dumps(entries, separators=(",", ":")).encode()
+    return "local:" + hashlib.sha256(blob).hexdigest()
 
 
 def resolve_dtype(dtype: str, device: str) -> Any:
@@ -73,6 +101,15 @@ class HF(api.ModelSource):
             if isinstance(n, int) and not isinstance(n, bool) and n > 0:
                 return n
         return None
+
+    def identity(self) -> str | None:
+        """For a local directory: its fingerprint (config and tokenizer files by content, weight files by size
+        and modification time), so editing or replacing the weights at the same path is a new model. For a hub
+        id: None (the id and ``revision`` identify it; pin ``revision`` to a commit for a fixed model)."""
+        path = Path(self.params.name_or_path).expanduser()
+        if not path.is_dir():
+            return None
+        return local_fingerprint(path)
 
     def load(self, device: str, dtype: str) -> api.LoadedModel:
         import transformers

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
@@ -63,6 +64,10 @@ class TinyRandom(api.ModelSource):
 
     def num_layers(self) -> int | None:
         return self.params.layers
+
+    def identity(self) -> str | None:
+        """The weights are a function of the params alone (seeded initialisation, built-in tokenizer)."""
+        return "tiny_random:" + json.dumps(self.params.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
 
     def load(self, device: str, dtype: str) -> api.LoadedModel:
         import torch

@@ -18,7 +18,7 @@ _DTYPES = {"float32", "bfloat16", "float16", "auto"}
 
 class ToyWorldSource(ModelSource):
     """A 4-layer Llama (hidden 256, ~2.7M parameters) trained on the toy world's persona language. Trained on first use
-    (about 2.5 minutes on 2 CPU cores) into ``$SHL_CACHE_DIR/toyworld`` (default ``~/.cache/shl``), then
+    (a few minutes on 2 CPU cores: README, "The toy world") into ``$SHL_CACHE_DIR/toyworld`` (default ``~/.cache/shl``), then
     loaded from there in seconds."""
 
     name = "toyworld"
@@ -40,6 +40,12 @@ class ToyWorldSource(ModelSource):
         from .train import VARIANTS
 
         return int(VARIANTS[self.params.variant]["model"]["num_hidden_layers"])
+
+    def identity(self) -> str | None:
+        """The key of the trained model in the cache: world version, tokenizer, hyperparameters and seed."""
+        from .train import cache_key
+
+        return f"toyworld:{self.params.variant}-s{self.params.seed}-{cache_key(self.params.variant, self.params.seed)}"
 
     def load(self, device: str, dtype: str) -> LoadedModel:
         from .train import ensure_model

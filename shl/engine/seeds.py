@@ -23,11 +23,28 @@ def torch_generator(seed: int, *keys: object):
 
 
 def sample_indices(n_pool: int, k: int, seed: int, *keys: object) -> list[int]:
-    """k distinct indices from range(n_pool) (all of them, shuffled, if k >= n_pool), deterministically."""
+    """min(k, n_pool) distinct indices from range(n_pool), deterministically: never a repeat. When k > n_pool
+    the caller gets all of the pool (shuffled) and must record that it used fewer than it asked for."""
     import torch
 
     perm = torch.randperm(n_pool, generator=torch_generator(seed, *keys)).tolist()
+    return perm[: max(min(k, n_pool), 0)]
+
+
+def cycle_indices(n_pool: int, k: int, seed: int, *keys: object) -> list[int]:
+    """Exactly k indices from range(n_pool): the first n_pool are ``sample_indices`` (distinct), and when
+    k > n_pool further independent shuffles of the whole pool follow, so every index is used floor(k / n_pool)
+    or ceil(k / n_pool) times. For sampling (generation), where the same prompt drawn twice still gives a
+    different completion; callers record ``distinct_count(n_pool, k)`` so the repetition is never silent."""
+    import torch
+
+    first = sample_indices(n_pool, k, seed, *keys)
     if k <= n_pool:
-        return perm[:k]
-    reps = [perm] + [torch.randperm(n_pool, generator=torch_generator(seed, *keys, r)).tolist() for r in range(1, -(-k // n_pool))]
-    return [i for block in reps for i in block][:k]
+        return first
+    more = [torch.randperm(n_pool, generator=torch_generator(seed, *keys, r)).tolist() for r in range(1, -(-k // n_pool))]
+    return [i for block in [first, *more] for i in block][:k]
+
+
+def distinct_count(n_pool: int, k: int) -> int:
+    """How many distinct items ``sample_indices`` / ``cycle_indices`` use for k draws from a pool of n_pool."""
+    return max(min(k, n_pool), 0)

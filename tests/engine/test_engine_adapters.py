@@ -116,7 +116,8 @@ def test_round1_gradient_equals_the_gradient_on_an_explicitly_merged_model(two_r
             w = merged.get_submodule(name).weight
             delta = module.scaling["r0"] * module.lora_B["r0"].weight @ module.lora_A["r0"].weight
             w.add_(delta)
-    cfg = PeftLoraConfig(r=4, lora_alpha=8.0, lora_dropout=0.0, bias="none")
+    # the stack's default targets: every linear layer of the decoder blocks
+    cfg = PeftLoraConfig(r=4, lora_alpha=8.0, lora_dropout=0.0, bias="none", target_modules="all-linear")
     ref = get_peft_model(merged, cfg, adapter_name="r1")
     ref_modules = dict(_lora_modules(ref))
     with torch.no_grad():
