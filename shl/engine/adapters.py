@@ -1,4 +1,4 @@
-"""The student as a stack of PEFT LoRA adapters over a frozen base model (DESIGN.md section 5).
+"""The student as a stack of PEFT LoRA adapters over a frozen base model (README: "The method (one round)").
 
 Round i trains adapter ``r{i}`` with ``r0..r{i-1}`` active and frozen. Base logits come from
 ``disabled()`` (all adapters off), previous-student logits from ``only(previous)``; neither copies weights.
@@ -29,7 +29,10 @@ class AdapterStack:
         self.lora = lora
         self.peft = None
         self.names: list[str] = []
-        self.targets: list[str] | str | None = list(lora.target_modules) if lora.target_modules else None
+        # null = every linear layer of the decoder blocks (PEFT's "all-linear": every Linear/Conv1D but the
+        # output head), the same on every architecture; resolved to module names by the first round
+        self.targets: list[str] | str = list(lora.target_modules) if lora.target_modules else "all-linear"
+        self.resolved_targets: list[str] = []  # the adapted modules' full names, once the first round exists
         self._merged: dict[Any, Any] | None = None  # LoRA layer -> merged weight, while merged() is open
 
     @property
@@ -45,7 +48,12 @@ class AdapterStack:
         from peft import LoraConfig
 
         kwargs = dict(r=self.lora.r, lora_alpha=self.lora.alpha, lora_dropout=self.lora.dropout, bias="none")
-        return LoraConfig(target_modules=self.targets, **kwargs) if self.targets else LoraConfig(**kwargs)
+        return LoraConfig(target_modules=self.targets, **kwargs)
+
+    @property
+    def target_names(self) -> list[str]:
+        """The distinct module names adapted (the last component: q_proj, down_proj, c_attn...), sorted."""
+        return sorted({n.rsplit(".", 1)[-1] for n in self.resolved_targets})
 
     def new_round(self) -> list[Any]:
         """Add a fresh adapter (B = 0, so the student is unchanged), activate all, train only the new one."""
@@ -56,13 +64,13 @@ class AdapterStack:
         if self.peft is None:
             for p in self.base.parameters():
                 p.requires_grad_(False)
-            try:
-                self.peft = get_peft_model(self.base, cfg, adapter_name=name)
-            except ValueError:
-                if self.targets:
-                    raise
-                self.targets = "all-linear"  # PEFT knows no default modules for this architecture
-                self.peft = get_peft_model(self.base, self._config(), adapter_name=name)
+            self.peft = get_peft_model(self.base, cfg, adapter_name=name)
+            # every later round adapts exactly the modules the first one did
+            self.resolved_targets = sorted(
+                n for n, m in self.peft.base_model.model.named_modules()
+                if hasattr(getattr(m, "lora_A", None), "keys") and name in m.lora_A
+            )
+            self.targets = list(self.resolved_targets)
         else:
             self.peft.add_adapter(name, cfg)
         self.names.append(name)

@@ -33,18 +33,23 @@ def evaluate(
     steerer: Any = None,
     prefix: str = "",
     caches: dict[str, dict[str, Any]] | None = None,
+    origins: dict[str, str] | None = None,
 ) -> tuple[dict[str, float | None], list[dict[str, Any]]]:
     """Metrics (keys prefixed, e.g. ``steered_``) and samples.
 
     Common random numbers: a sampling seed is derived from (run seed, "eval", evaluator name, model, call
     number) only, never from the round, the arm's config or the prefix, and the batches are formed from the
     prompt lengths alone; so every round, the steered point and every arm of a seed sample the same prompts with
-    the same random numbers (on CPU; GPU kernels add float noise)."""
+    the same random numbers (on CPU; GPU kernels add float noise).
+
+    ``origins``: per evaluator name, where it comes from (`` (plugin 'p', distribution d v)``), appended to the
+    RunError when that evaluator fails."""
     metrics: dict[str, float | None] = {}
     owners: dict[str, str] = {}
     samples: list[dict[str, Any]] = []
     for name, ev in evaluators:
         calls = [0]
+        origin = (origins or {}).get(name, "")
 
         def gen(users: Sequence[str], n: int = 1, system: str | None = "__neutral__", model: str = "student",
                 _name: str = name):
@@ -75,17 +80,20 @@ def evaluate(
         except RunError:
             raise
         except Exception as exc:
-            raise RunError(f"evaluator '{name}' raised {type(exc).__name__}: {exc}") from exc
+            raise RunError(f"evaluator '{name}' raised {type(exc).__name__}: {exc}{origin}") from exc
         if not isinstance(out, dict):
-            raise RunError(f"evaluator '{name}' returned {type(out).__name__}, expected a dict of metrics")
+            raise RunError(f"evaluator '{name}' returned {type(out).__name__}, expected a dict of metrics{origin}")
         for key, value in out.items():
             if key in owners:
-                raise RunError(f"evaluators '{owners[key]}' and '{name}' both return the metric '{key}'")
+                first = (origins or {}).get(owners[key], "")
+                raise RunError(
+                    f"evaluators '{owners[key]}'{first} and '{name}'{origin} both return the metric '{key}'"
+                )
             owners[key] = name
             try:
                 v = float(value)
             except (TypeError, ValueError):
-                raise RunError(f"evaluator '{name}' returned a non-numeric value for '{key}': {value!r}") from None
+                raise RunError(f"evaluator '{name}' returned a non-numeric value for '{key}': {value!r}{origin}") from None
             metrics[prefix + key] = v if math.isfinite(v) else None
         for s in ctx.samples:
             samples.append({"kind": f"{prefix}eval", "evaluator": name, "round": round, **s})

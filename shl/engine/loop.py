@@ -18,7 +18,7 @@ from typing import Any, Callable
 from ..api import Completion, FilterContext
 from ..config.loading import model_source_name
 from ..config.models import RunConfig
-from ..data import data_digest, load_data
+from ..data import component_origins, data_digest, load_data, model_identity, resolved_device
 from ..errors import RunError, ShlError
 from ..manager import PluginHost
 from ..store import RunStore
@@ -29,10 +29,11 @@ from .evaluate import evaluate
 from .extract import extract_pairs
 from .filtering import run_filters
 from .generate import clean_generation_config, generate
-from .heal import HealSettings, heal_round, sequence_divergences
+from .heal import HealSettings, calibrate_tau, heal_round
+from .oom import oom_as_run_error
 from .layers import decoder_layers, resolve_layers
 from .scoring import EngineScorer
-from .seeds import derive_seed, sample_indices
+from .seeds import cycle_indices, derive_seed, distinct_count, sample_indices
 from .stages import StageClock
 from .steering import Steerer
 
@@ -51,7 +52,7 @@ def pick_device(spec: str) -> str:
     import torch
 
     if spec == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
+        return resolved_device(spec)
     if spec.startswith("cuda") and not torch.cuda.is_available():
         raise ShlError(f"device: '{spec}' requested but CUDA is not available")
     return spec
@@ -63,12 +64,6 @@ def _cosine(a: dict[int, Any], b: dict[int, Any]) -> float:
     va = torch.cat([a[k].flatten().float() for k in sorted(a)])
     vb = torch.cat([b[k].flatten().float() for k in sorted(b)])
     return float(torch.nn.functional.cosine_similarity(va, vb, dim=0))
-
-
-def _quantile(values: list[float], q: float) -> float:
-    import torch
-
-    return float(torch.quantile(torch.tensor(values, dtype=torch.float64), q))
 
 
 class Run:
@@ -103,6 +98,12 @@ class Run:
         self.timings: list[dict[str, Any]] = []
         self.rounds_done = 0
         self.clock = StageClock(self.progress)
+        # which plugin (distribution, version) provides each component: recorded in meta.json, named in errors
+        self.components = component_origins(cfg.model_dump(mode="json"), host.registry)
+        self._said: set[str] = set()
+        self._shared_key_value: str | None = None
+        self._model_identity: str | None = None
+        self._identity_ok = True
 
     # ------------------------------------------------------------------ plumbing
     def log(self, line: str) -> None:
@@ -120,6 +121,31 @@ class Run:
             self.store.append_timings(timing)
             self._observe("shl_round_end", round=row["round"], metrics=dict(row))
 
+    def _say_once(self, key: str, line: str) -> None:
+        """Log ``line`` the first time ``key`` comes up in this run (a per-round condition said once)."""
+        if key not in self._said:
+            self._said.add(key)
+            self.log(line)
+
+    def _update_meta(self, **fields: Any) -> None:
+        """Add fields known only once the run is under way (loaded dtype, resolved LoRA targets) to meta.json."""
+        if self.store is not None:
+            self.store.update_meta(**fields)
+
+    def _from(self, path: str) -> str:
+        """`` (plugin 'p', distribution d v)``: where the component at a config path comes from ('' if unknown);
+        ends the message of a RunError that component caused."""
+        return origin_suffix(self.components.get(path))
+
+    def _filter_error(self, exc: RunError) -> RunError:
+        """A filter's RunError (``filter 'name' ...``) with the plugin and distribution of that filter added."""
+        msg = str(exc)
+        for j, f in enumerate(self.cfg.filters or []):
+            suffix = self._from(f"filters[{j}]")
+            if msg.startswith(f"filter '{f.name}' ") and suffix and not msg.endswith(suffix):
+                return RunError(msg + suffix, status=exc.status)
+        return exc
+
     def _samples(self, rows: list[dict[str, Any]]) -> None:
         if self.store is not None and rows:
             self.store.append_samples(rows)
@@ -128,11 +154,25 @@ class Run:
     def execute(self) -> RunOutcome:
         """Run to the end. Run-level problems become an outcome with a status; input errors propagate."""
         cfg_dict = self.cfg.model_dump(mode="json")
-        if self.store is not None:
-            self.store.start(cfg_dict, {**self.meta, "plugins": self.host.plugin_list()})
-            self._observe("shl_run_start", config=cfg_dict)
         try:
-            status, message = self._loop()
+            self._model_identity = model_identity(cfg_dict, self.host.registry)
+        except ShlError as exc:  # checked when the run was planned; here it only disables stage sharing
+            self._identity_ok = False
+            self._model_identity = None
+            identity_problem = str(exc)
+        else:
+            identity_problem = ""
+        if self.store is not None:
+            self.store.start(cfg_dict, {
+                **self.meta, "plugins": self.host.plugin_list(), "components": self.components,
+                "model_identity": self._model_identity,
+            })
+            self._observe("shl_run_start", config=cfg_dict)
+        if identity_problem:
+            self._warn(f"warning: {identity_problem}; the shared-stage cache is off for this run")
+        try:
+            with oom_as_run_error():  # CUDA OOM: one line naming the knob to lower
+                status, message = self._loop()
         except RunError as exc:
             outcome = RunOutcome(exc.status, str(exc), self.rounds_done, self.metrics)
             if self.store is not None:
@@ -197,13 +237,23 @@ class Run:
         self.n_layers = len(decoder_layers(self.model))
         self.layers = resolve_layers(cfg.steer.layers, self.n_layers, f"model '{cfg.model.name}'")
         self.stack = AdapterStack(self.model, cfg.heal.lora)
+        self.dtype = str(next(self.model.parameters()).dtype).replace("torch.", "")
+        self._update_meta(device=self.device, dtype=self.dtype)
         self.log(
-            f"model {loaded.name} on {self.device} ({cfg.dtype}), {self.n_layers} layers, steering layers "
+            f"model {loaded.name} on {self.device} ({self.dtype}), {self.n_layers} layers, steering layers "
             f"{self.layers}; data {self.data.source}"
         )
 
-    def _prompts(self, pool: list[str], k: int, *keys: object) -> list[tuple[str, list[int]]]:
-        idx = sample_indices(len(pool), k, self.cfg.seed, *keys)
+    def _prompts(self, pool: list[str], k: int, what: str, *keys: object) -> list[tuple[str, list[int]]]:
+        """k generation prompts from ``pool``: distinct when k <= len(pool); else the pool is cycled through
+        deterministically (a prompt drawn twice still gets its own sample), and the log says so once."""
+        n = len(pool)
+        if k > n:
+            self._say_once(what, (
+                f"note: {what}={k} exceeds the {n} prompts of {self.data.source}: cycling through them "
+                f"deterministically ({n} distinct prompts, each used {k // n}-{-(-k // n)} times)"
+            ))
+        idx = cycle_indices(n, k, self.cfg.seed, *keys)
         return [(pool[i], render_prompt(self.tok, pool[i], self.data.neutral_system)) for i in idx]
 
     def _eval(self, round_: int, steerer: Steerer | None = None, prefix: str = "") -> tuple[dict[str, Any], list]:
@@ -213,6 +263,7 @@ class Run:
             self.evaluators, self.stack, self.tok, self.data, scorer,
             seed=cfg.seed, round=round_, max_new_tokens=cfg.eval.max_new_tokens,
             batch_size=cfg.eval.batch_size, steerer=steerer, prefix=prefix, caches=self.eval_caches,
+            origins={e.name: self._from(f"eval.evaluators[{j}]") for j, e in enumerate(cfg.eval.evaluators or [])},
         )
         return metrics, samples[: max(cfg.eval.samples, 0)]
 
@@ -260,20 +311,19 @@ class Run:
                     f"round {r}: only {len(kept)} of {row['total']} completions survived the filters "
                     f"(loop.min_kept={cfg.loop.min_kept})"
                 )
-            if cfg.heal.barrier.tau_mode == "matched" and i == 0 and cfg.heal.regulariser != "nll":
-                steerer = Steerer(self.method, vectors, row["coeff"])
-                with steerer.installed(self.stack.model), self.clock("calibrate_tau", f"round {r}: calibrate tau"):
-                    ds = sequence_divergences(
-                        self.stack.model, self.tok, kept, self.aggregator, cfg.heal.regulariser != "kl_fwd",
-                        steerer, cfg.heal.batch_size,
-                    )
-                tau = _quantile(ds, cfg.heal.barrier.tau_quantile)
-                self.log(f"round {r}: matched tau = q{cfg.heal.barrier.tau_quantile} of {len(ds)} D values = {tau:.4g}")
-
             # heal (unsteered)
-            lam = float(self.schedule.lam(i, cfg.heal.lam))
+            try:
+                lam = float(self.schedule.lam(i, cfg.heal.lam))
+            except Exception as exc:
+                raise RunError(
+                    f"schedule '{cfg.heal.schedule.name}' raised {type(exc).__name__}: {exc}"
+                    f"{self._from('heal.schedule')}"
+                ) from exc
             if not math.isfinite(lam) or lam < 0:
-                raise RunError(f"schedule '{cfg.heal.schedule.name}' returned lam={lam} for round index {i}")
+                raise RunError(
+                    f"schedule '{cfg.heal.schedule.name}' returned lam={lam} for round index {i}"
+                    f"{self._from('heal.schedule')}"
+                )
             import torch
 
             torch.manual_seed(derive_seed(cfg.seed, "lora-init", i))
@@ -283,8 +333,28 @@ class Run:
                 lam=lam, tau=tau, spectral=cfg.heal.spectral, weight_decay=cfg.heal.weight_decay,
                 epochs=cfg.heal.epochs, lr=cfg.heal.lr, batch_size=cfg.heal.batch_size,
                 max_grad_norm=cfg.heal.max_grad_norm, ref_cache_mb=cfg.heal.ref_cache_mb,
+                group_by_length=cfg.heal.group_by_length,
+                chunk_positions=cfg.heal.chunk_positions, gradient_checkpointing=cfg.heal.gradient_checkpointing,
             )
+            if i == 0:
+                names = self.stack.target_names
+                self._update_meta(lora_targets=names, lora_modules=len(self.stack.resolved_targets))
+                self.log(f"LoRA adapters on {len(self.stack.resolved_targets)} modules: {', '.join(names)}")
             try:
+                if cfg.heal.barrier.tau_mode == "matched" and i == 0 and cfg.heal.regulariser != "nll":
+                    with self.clock("calibrate_tau", f"round {r}: calibrate tau"):
+                        cal = calibrate_tau(
+                            self.stack, self.tok, kept, settings, self.aggregator, params, cfg.seed, i,
+                            cfg.heal.barrier.tau_quantile,
+                        )
+                    tau = settings.tau = cal.tau
+                    row["tau_active_share"] = cal.share
+                    self.log(
+                        f"round {r}: matched tau = {tau:.4g}: the barrier is active on {cal.share:.3f} of the "
+                        f"{len(cal.values)} {cfg.heal.barrier.level}-level D values of the first heal epoch "
+                        f"(target 1 - q{cfg.heal.barrier.tau_quantile:g}; trials at tau, share: "
+                        + ", ".join(f"{t:.4g}, {sh:.3f}" for t, sh in cal.trials) + ")"
+                    )
                 with self.clock("heal", f"round {r}: heal"):
                     stats = heal_round(self.stack, self.tok, kept, settings, self.aggregator, params, cfg.seed, i)
             except RunError:
@@ -292,7 +362,7 @@ class Run:
             except Exception as exc:
                 raise RunError(
                     f"heal (round {r}, aggregator '{cfg.heal.barrier.aggregator.name}') raised "
-                    f"{type(exc).__name__}: {exc}"
+                    f"{type(exc).__name__}: {exc}{self._from('heal.barrier.aggregator')}"
                 ) from exc
             self.stack.fold()
             row.update(stats, lam=lam if cfg.heal.regulariser != "nll" else 0.0, tau=tau)
@@ -320,21 +390,31 @@ class Run:
         r = i + 1
         row: dict[str, Any] = {"round": r}
         self.clock.start("extract", f"round {r}: extract")
-        ctx_idx = sample_indices(len(self.data.contexts), cfg.steer.n_contexts, cfg.seed, "extract", i)
+        n_pool = len(self.data.contexts)
+        ctx_idx = sample_indices(n_pool, cfg.steer.n_contexts, cfg.seed, "extract", i)
         contexts = [self.data.contexts[j] for j in ctx_idx]
+        row["n_contexts_used"] = len(contexts)
+        if cfg.steer.n_contexts > n_pool:
+            self._say_once("steer.n_contexts", (
+                f"note: steer.n_contexts={cfg.steer.n_contexts} but {self.data.source} has {n_pool} contexts: "
+                f"each is used once, so extraction uses {n_pool} per round (n_contexts_used)"
+            ))
         pairs = extract_pairs(
             self.stack.model, self.tok, self.data, contexts, self.layers, cfg.steer.positions, cfg.steer.batch_size
         )
         try:
             vectors = {layer: self.method.fit(p, n).detach() for layer, (p, n) in pairs.items()}
         except Exception as exc:
-            raise RunError(f"steering method '{cfg.steer.method.name}' raised {type(exc).__name__}: {exc}") from exc
+            raise RunError(
+                f"steering method '{cfg.steer.method.name}' raised {type(exc).__name__}: {exc}"
+                f"{self._from('steer.method')}"
+            ) from exc
         for layer, v in vectors.items():
             d = pairs[layer][0].shape[1]
             if tuple(v.shape) != (d,) or not bool(v.isfinite().all()):
                 raise RunError(
                     f"steering method '{cfg.steer.method.name}' returned a vector of shape {tuple(v.shape)} "
-                    f"(finite: {bool(v.isfinite().all())}) for layer {layer}; expected ({d},)"
+                    f"(finite: {bool(v.isfinite().all())}) for layer {layer}; expected ({d},){self._from('steer.method')}"
                 )
         vectors = {k: v.to(self.device) for k, v in vectors.items()}
         row["vector_norm"] = float(sum(float(v.norm()) ** 2 for v in vectors.values()) ** 0.5)
@@ -354,12 +434,19 @@ class Run:
                 )
                 self.clock.start("filter")
                 with steerer.paused():
-                    res = run_filters(self.filters, comps, fctx)
+                    try:
+                        res = run_filters(self.filters, comps, fctx)
+                    except RunError as exc:
+                        named = self._filter_error(exc)
+                        if named is exc:
+                            raise
+                        raise named from exc
                 self.clock.stop()
                 return comps, res
 
             self.clock.start("dose", f"round {r}: dose")
-            probe_prompts = self._prompts(self.data.prompts, cfg.dose.probe_prompts, "probe", i)
+            probe_prompts = self._prompts(self.data.prompts, cfg.dose.probe_prompts, "dose.probe_prompts", "probe", i)
+            row["probe_prompts_distinct"] = distinct_count(len(self.data.prompts), cfg.dose.probe_prompts)
             probe_runs: dict[float, Any] = {}
 
             def probe(kappa: float):
@@ -380,7 +467,8 @@ class Run:
             batches = [probe_runs[kappa]]
             for a, alpha in enumerate(cfg.generate.alphas):
                 self.progress(f"round {r}: generate (alpha {alpha:g})")
-                prompts = self._prompts(self.data.prompts, cfg.generate.n_prompts, "generate", i, a)
+                prompts = self._prompts(self.data.prompts, cfg.generate.n_prompts, "generate.n_prompts", "generate", i, a)
+                row["generate_prompts_distinct"] = distinct_count(len(self.data.prompts), cfg.generate.n_prompts)
                 batches.append(sample(prompts, kappa * alpha * cfg.dose.scale, "generate-sample", i, a))
             kept: list[Completion] = []
             examples: dict[str, dict[str, Any]] = {}
@@ -410,16 +498,26 @@ class Run:
 
     # ------------------------------------------------------------------ shared stages
     def _shared_key(self) -> str:
-        """Hash of exactly what round 0 and round 1 up to the heal read: the config minus heal, loop, name."""
-        from ..config.loading import config_hash
+        """Hash of exactly what round 0 and round 1 up to the heal read: the config minus heal, loop, name; the
+        data file's content; the model's identity; the plugin (distribution, version) of each pre-heal component
+        (model source, steering method, filters, evaluators); and the device and dtype the model runs in."""
+        if self._shared_key_value is None:
+            from ..config.loading import config_hash
 
-        d = self.cfg.model_dump(mode="json")
-        for k in ("heal", "loop", "name"):
-            d.pop(k, None)
-        return config_hash({"stage": "pre-heal-0", "version": 1, "data_sha256": data_digest(self.data.source), **d})
+            d = self.cfg.model_dump(mode="json")
+            components = component_origins(d, self.host.registry, paths=("model", "steer.", "filters[", "eval."))
+            for k in ("heal", "loop", "name"):
+                d.pop(k, None)
+            identity = {"model_identity": self._model_identity, "components": components,
+                        "device": self.device, "dtype": self.dtype}
+            self._shared_key_value = config_hash({"stage": "pre-heal-0", "version": 2, "run_identity": identity,
+                                                  "data_sha256": data_digest(self.data.source), **d})
+        return self._shared_key_value
 
     def _shared_path(self) -> Path | None:
-        return None if self.shared_dir is None else Path(self.shared_dir) / f"{self._shared_key()[:24]}.pt"
+        if self.shared_dir is None or not self._identity_ok:
+            return None
+        return Path(self.shared_dir) / f"{self._shared_key()[:24]}.pt"
 
     def _shared_load(self) -> dict[str, Any] | None:
         """The cached entry, or None. An unreadable or malformed entry is a miss (with a warning) and is
@@ -477,6 +575,16 @@ class Run:
                  "kept": kept, "samples": samples, "vectors": {k: v.detach().cpu() for k, v in vectors.items()}}
         torch.save(entry, tmp)
         os.replace(tmp, path)
+
+
+def origin_suffix(component: dict[str, Any] | None) -> str:
+    """`` (plugin 'p', distribution d v)`` for a ``component_origins`` entry; '' when the plugin is unknown."""
+    c = component or {}
+    if not c.get("plugin"):
+        return ""
+    dist = c.get("distribution") or ""
+    version = c.get("version") or ""
+    return f" (plugin '{c['plugin']}'" + (f", distribution {dist} {version}".rstrip() if dist else "") + ")"
 
 
 def _fmt(row: dict[str, Any]) -> str:

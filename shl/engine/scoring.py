@@ -3,6 +3,10 @@
 "base" is the base model (all adapters off, steering paused). "student" is the student in its CURRENT state:
 its adapters, and the steering when a steering context is active (the engine's "steered" evaluation point), so
 a "steered_" metric that uses the scorer measures the steered student, like the completions it samples.
+
+Memory: only the positions a score needs go through the LM head, in chunks of ``SCORE_CHUNK_POSITIONS``
+(``lmhead.final_states``), so no batch x length x vocabulary tensor is built. A CUDA out-of-memory error becomes
+a one-line ``RunError`` naming the batch-size knob.
 """
 
 from __future__ import annotations
@@ -13,20 +17,45 @@ from typing import Any, Iterator, Sequence
 from ..api import Completion, Scorer
 from .batching import length_batches, pad_id, right_pad
 from .generate import sampling_probs
+from .lmhead import chunks, final_states
+
+SCORE_CHUNK_POSITIONS = 256  # positions per LM-head chunk when scoring
+SCORER_OOM_KNOBS = "the scorer's batch size (generate.batch_size for filters, eval.batch_size for evaluators)"
+
+
+def _oom(exc: BaseException) -> Exception:
+    from ..errors import RunError
+
+    return RunError(f"scoring: CUDA out of memory; lower {SCORER_OOM_KNOBS}")
 
 
 def _forward_batches(
     model: Any, tokenizer: Any, seqs: Sequence[Sequence[int]], batch_size: int
-) -> Iterator[tuple[list[int], Any, Any]]:
-    """(indices, ids, logits) per length batch of the (right padded) sequences, under no_grad."""
+) -> Iterator[tuple[list[int], Any, Any, Any]]:
+    """(indices, ids, final states, head) per length batch of the (right padded) sequences, under no_grad:
+    ``head(states[rows])`` gives the logits of the chosen positions (lmhead.final_states)."""
     import torch
 
     device = next(model.parameters()).device
     for idx in length_batches([len(s) for s in seqs], batch_size):
         ids, mask = right_pad([seqs[i] for i in idx], pad_id(tokenizer), device)
+        try:
+            with torch.no_grad():
+                states, head = final_states(model, ids, mask)
+        except torch.cuda.OutOfMemoryError as exc:
+            raise _oom(exc) from None
+        yield idx, ids, states, head
+
+
+def _chunked(rows: Any, fn: Any) -> Any:
+    """``fn(rows[a:b], a, b)`` over chunks of rows (no_grad), concatenated."""
+    import torch
+
+    try:
         with torch.no_grad():
-            logits = model(input_ids=ids, attention_mask=mask).logits
-        yield idx, ids, logits
+            return torch.cat([fn(rows[a:b], a, b) for a, b in chunks(rows.shape[0], SCORE_CHUNK_POSITIONS)])
+    except torch.cuda.OutOfMemoryError as exc:
+        raise _oom(exc) from None
 
 
 def completion_logprobs(model: Any, tokenizer: Any, completions: Sequence[Completion], batch_size: int) -> list[list[float]]:
@@ -35,15 +64,29 @@ def completion_logprobs(model: Any, tokenizer: Any, completions: Sequence[Comple
 
     out: list[list[float]] = [[] for _ in completions]
     seqs = [list(c.prompt_ids) + list(c.completion_ids) for c in completions]
-    for idx, ids, logits in _forward_batches(model, tokenizer, seqs, batch_size):
+    for idx, ids, states, head in _forward_batches(model, tokenizer, seqs, batch_size):
+        rows, tgts, owners = [], [], []
         for row, i in enumerate(idx):
             n_p, n_c = len(completions[i].prompt_ids), len(completions[i].completion_ids)
             if n_c == 0:
                 continue
-            lg = logits[row, n_p - 1 : n_p - 1 + n_c].float()
-            tgt = ids[row, n_p : n_p + n_c]
-            lp = lg.gather(-1, tgt[:, None]).squeeze(-1) - torch.logsumexp(lg, dim=-1)
-            out[i] = lp.tolist()
+            rows.append(states[row, n_p - 1 : n_p - 1 + n_c])
+            tgts.append(ids[row, n_p : n_p + n_c])
+            owners.append((i, n_c))
+        if not rows:
+            continue
+        h, tgt = torch.cat(rows), torch.cat(tgts)
+        del states
+
+        def score(part: Any, a: int, b: int) -> Any:
+            lg = head(part).float()
+            return lg.gather(-1, tgt[a:b, None]).squeeze(-1) - torch.logsumexp(lg, dim=-1)
+
+        lp = _chunked(h, score).tolist()
+        pos = 0
+        for i, n_c in owners:
+            out[i] = lp[pos : pos + n_c]
+            pos += n_c
     return out
 
 
@@ -81,13 +124,15 @@ def completion_token_probs(
         return out
     index = torch.tensor(tids, dtype=torch.long)
     sub = [seqs[i] for i in todo]
-    for idx, _ids, logits in _forward_batches(model, tokenizer, sub, batch_size):
+    for idx, _ids, states, head in _forward_batches(model, tokenizer, sub, batch_size):
         for row, k in enumerate(idx):
             i = todo[k]
             n_p = len(completions[i].prompt_ids)
-            rows = torch.tensor([n_p - 1 + j for j in positions[i]], dtype=torch.long, device=logits.device)
-            probs = sampling_probs(logits[row].index_select(0, rows), temperature, top_p)
-            out[i] = probs.index_select(-1, index.to(probs.device)).cpu().tolist()
+            rows = torch.tensor([n_p - 1 + j for j in positions[i]], dtype=torch.long, device=states.device)
+            h = states[row].index_select(0, rows)
+            probs = _chunked(h, lambda part, a, b: sampling_probs(head(part), temperature, top_p)
+                             .index_select(-1, index.to(part.device)))
+            out[i] = probs.cpu().tolist()
     return out
 
 

@@ -89,7 +89,7 @@ def test_cached_reference_gives_the_same_losses_and_gradients(load, monkeypatch,
     for a, b in zip(g0, g1):
         for x, y in zip(a, b):
             torch.testing.assert_close(x, y, rtol=0, atol=1e-6)
-    # only the current round's adapter receives gradients (DESIGN section 5 pitfall), cached epochs included
+    # only the current round's adapter receives gradients (PEFT's adapter switches turn requires_grad back on), cached epochs included
     for names in owners:
         assert names and all(".r1." in n for n in names), names
 

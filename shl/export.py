@@ -1,0 +1,270 @@
+"""The healed student out of a run directory: ``shl export`` and the loading that ``shl sample`` shares.
+
+``load_student(run_dir, round)`` rebuilds the student after K heal rounds from a verified finished run: the base
+model through the run's own config (``config.yaml``; model sources through the plugin registry) and adapters
+``r0..r{K-1}`` from ``adapters/`` (PEFT ``save_pretrained`` layout, one folder per round), all active.
+
+``export_merged`` writes a standard Hugging Face model directory (every adapter merged into the weights,
+tokenizer and chat template included, stop tokens in the generation config) that
+``AutoModelForCausalLM.from_pretrained`` loads without shl. ``export_adapter`` writes one PEFT LoRA adapter
+equivalent to the stack: the rounds' adapters concatenated along the rank, each round's scaling folded into its
+B (``lora_alpha = r``, so PEFT's scaling is 1): ``B_cat @ A_cat = sum_j s_j B_j A_j`` exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import ShlError
+
+EXPORT_RECORD = "shl_export.json"
+# PEFT still calls a transformers property that transformers 5 deprecates; nothing for users to act on.
+warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+
+
+@dataclass
+class Student:
+    run_dir: Path
+    cfg: Any  # RunConfig
+    model: Any  # the PEFT model with adapters r0..r{K-1} active, or the base model when K = 0
+    tokenizer: Any
+    names: list[str]
+    round: int
+    rounds_available: int
+    metrics: list[dict[str, Any]] = field(default_factory=list)
+    host: Any = None
+    model_name: str = ""
+
+    def with_adapters(self, names: list[str]):
+        """Context: only ``names`` active (the previous student, for the steered point)."""
+        from contextlib import contextmanager
+
+        @contextmanager
+        def ctx():
+            if not self.names:
+                yield self.model
+                return
+            if not names:
+                with self.model.disable_adapter():
+                    yield self.model
+                return
+            self.model.base_model.set_adapter(list(names))
+            try:
+                yield self.model
+            finally:
+                self.model.base_model.set_adapter(list(self.names))
+
+        return ctx()
+
+
+def check_run(run_dir: str | Path) -> Path:
+    """The run directory, if it holds a verified finished run; else one-line ShlError."""
+    from .store import TERMINAL, inspect_run
+
+    d = Path(run_dir)
+    state = inspect_run(d)
+    if state.status not in TERMINAL:
+        why = f" ({state.reason})" if state.reason else ""
+        raise ShlError(f"{d}: not a verified finished run: {state.status}{why}")
+    return d
+
+
+def adapter_rounds(run_dir: Path) -> int:
+    """How many heal rounds have saved adapters (r0, r1, ... contiguous)."""
+    n = 0
+    while (run_dir / "adapters" / f"r{n}" / "adapter_config.json").is_file():
+        n += 1
+    return n
+
+
+def load_student(run_dir: str | Path, round: int | None = None, device: str = "cpu", dtype: str | None = None,
+                 host: Any = None) -> Student:
+    from .config.loading import model_source_name
+    from .config.models import RunConfig
+    from .store import RunStore
+
+    d = check_run(run_dir)
+    try:
+        cfg = RunConfig.model_validate(yaml.safe_load((d / "config.yaml").read_text()))
+    except Exception as exc:
+        raise ShlError(f"{d}/config.yaml: not a valid run config ({type(exc).__name__})") from None
+    n = adapter_rounds(d)
+    k = n if round is None else int(round)
+    if not 0 <= k <= n:
+        raise ShlError(f"{d}: --round {k} is out of range: the run has {n} heal round(s) with adapters (0..{n})")
+    if host is None:
+        from .manager import get_host
+
+        host = get_host()
+    reg = host.registry
+    src = model_source_name(reg, cfg.model.name)
+    params = dict(cfg.model.params)
+    if src == "hf" and cfg.model.name != "hf":
+        params["name_or_path"] = cfg.model.name
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    loaded = reg.build("model", src, params).load(device, dtype or cfg.dtype)
+    model = loaded.model
+    model.eval()
+    names = [f"r{i}" for i in range(k)]
+    if names:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, str(d / "adapters" / "r0"), adapter_name="r0", is_trainable=False)
+        for name in names[1:]:
+            model.load_adapter(str(d / "adapters" / name), adapter_name=name, is_trainable=False)
+        model.base_model.set_adapter(names)
+        for p in model.parameters():
+            p.requires_grad_(False)
+        model.eval()
+    return Student(d, cfg, model, loaded.tokenizer, names, k, n, RunStore(d).metrics(), host, loaded.name)
+
+
+def _check_out(out: str | Path) -> Path:
+    o = Path(out)
+    if o.exists() and (not o.is_dir() or any(o.iterdir())):
+        raise ShlError(f"{o}: exists and is not empty; choose a new --out")
+    return o
+
+
+def _record(student: Student, kind: str) -> str:
+    meta = {}
+    try:
+        meta = json.loads((student.run_dir / "meta.json").read_text())
+    except (OSError, ValueError):
+        pass
+    return json.dumps({
+        "format": "shl-export", "kind": kind, "run_dir": str(student.run_dir.resolve()), "round": student.round,
+        "adapters": student.names, "model": student.cfg.model.model_dump(mode="json"),
+        "config_hash": meta.get("config_hash"),
+    }, indent=2)
+
+
+def _publish(tmp: Path, out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.exists():
+        out.rmdir()  # checked empty
+    shutil.move(str(tmp), str(out))
+
+
+def export_merged(student: Student, out: str | Path) -> Path:
+    """A standard HF model directory: all adapters merged into the weights, tokenizer + chat template."""
+    from .engine.chat import stop_token_ids
+
+    o = _check_out(out)
+    model = student.model
+    if student.names:
+        model = model.merge_and_unload(adapter_names=list(student.names))
+    tok = student.tokenizer
+    gen = getattr(model, "generation_config", None)
+    if gen is not None:
+        try:
+            gen.eos_token_id = sorted(stop_token_ids(tok, model))
+            if gen.pad_token_id is None:
+                gen.pad_token_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+        except Exception:
+            pass
+    tmp = Path(tempfile.mkdtemp(prefix=".shl-export-", dir=o.parent if o.parent.exists() else None))
+    try:
+        model.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        (tmp / EXPORT_RECORD).write_text(_record(student, "merged"))
+        _publish(tmp, o)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    student.model = None  # merge_and_unload consumed the PEFT wrapper
+    return o
+
+
+def combined_lora(student: Student) -> tuple[Any, dict[str, tuple[Any, Any]]]:
+    """(LoraConfig, {module name: (A_cat [R, in], B_cat [out, R])}) of the stack r0..r{K-1}: ranks concatenated,
+    each adapter's scaling folded into its B (B_cat @ A_cat = sum_j s_j B_j A_j), lora_alpha = R (scaling 1)."""
+    import torch
+    from peft import LoraConfig
+
+    if not student.names:
+        raise ShlError(f"{student.run_dir}: round 0 is the base model: there is no adapter to export (--round >= 1)")
+    parts: dict[str, tuple[Any, Any]] = {}
+    module_sets = []
+    for mod_name, module in student.model.base_model.model.named_modules():
+        lora_a = getattr(module, "lora_A", None)
+        if lora_a is None or not hasattr(lora_a, "keys"):
+            continue
+        present = [n for n in student.names if n in lora_a.keys()]
+        if not present:
+            continue
+        if getattr(module, "lora_variant", None) or getattr(module, "use_dora", {}).get(present[0], False):
+            raise ShlError("export --adapter: a LoRA variant (DoRA...) cannot be combined by concatenating ranks")
+        module_sets.append((mod_name, tuple(present)))
+        a = torch.cat([module.lora_A[n].weight.detach().float() for n in present], dim=0)
+        b = torch.cat([module.lora_B[n].weight.detach().float() * float(module.scaling[n]) for n in present], dim=1)
+        parts[mod_name] = (a, b)
+    ranks = {a.shape[0] for a, _ in parts.values()}
+    if len(ranks) != 1 or any(len(s) != len(student.names) for _, s in module_sets):
+        raise ShlError("export --adapter: the rounds' adapters do not cover the same modules with the same rank")
+    r_total = ranks.pop()
+    first = student.model.peft_config[student.names[0]]
+    targets = first.target_modules
+    cfg = LoraConfig(
+        r=r_total, lora_alpha=float(r_total), lora_dropout=0.0, bias="none",
+        target_modules=sorted(targets) if isinstance(targets, (set, list, tuple)) else targets,
+        fan_in_fan_out=first.fan_in_fan_out, task_type=first.task_type,
+    )
+    return cfg, parts
+
+
+def export_adapter(student: Student, out: str | Path) -> Path:
+    """One PEFT LoRA adapter equivalent to the whole stack (ranks concatenated, scalings folded into B)."""
+    import torch
+
+    o = _check_out(out)
+    cfg, parts = combined_lora(student)
+    pm = student.model
+    pm.add_adapter("combined", cfg)
+    with torch.no_grad():
+        for mod_name, module in pm.base_model.model.named_modules():
+            if mod_name in parts:
+                a, b = parts[mod_name]
+                wa, wb = module.lora_A["combined"].weight, module.lora_B["combined"].weight
+                if wa.shape != a.shape or wb.shape != b.shape:
+                    raise ShlError(f"export --adapter: shape mismatch at {mod_name}")
+                wa.copy_(a.to(wa.dtype))
+                wb.copy_(b.to(wb.dtype))
+    missing = [n for n, m in pm.base_model.model.named_modules()
+               if hasattr(getattr(m, "lora_A", None), "keys") and "combined" in m.lora_A.keys() and n not in parts]
+    if missing:
+        raise ShlError(f"export --adapter: modules without a combined update: {missing[:3]}")
+    tmp = Path(tempfile.mkdtemp(prefix=".shl-export-", dir=o.parent if o.parent.exists() else None))
+    try:
+        pm.save_pretrained(tmp, selected_adapters=["combined"])
+        src = tmp / "combined" if (tmp / "combined").is_dir() else tmp
+        final = Path(tempfile.mkdtemp(prefix=".shl-export-", dir=tmp.parent))
+        for f in src.iterdir():
+            shutil.move(str(f), str(final / f.name))
+        student.tokenizer.save_pretrained(final)
+        (final / EXPORT_RECORD).write_text(_record(student, "adapter"))
+        _publish(final, o)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        pm.delete_adapter("combined")
+        pm.base_model.set_adapter(list(student.names))
+    return o
+
+
+def export(run_dir: str | Path, out: str | Path, round: int | None = None, adapter: bool = False,
+           dtype: str | None = None) -> tuple[Path, Student]:
+    """``shl export``: check the run and --out, load the student on CPU, write it."""
+    _check_out(out)
+    student = load_student(run_dir, round, device="cpu", dtype=dtype)
+    path = export_adapter(student, out) if adapter else export_merged(student, out)
+    return path, student
