@@ -1,6 +1,10 @@
 """shl: steer, heal, loop. An ablation testbed for distilling steering vectors into LoRA adapters."""
 
+from .hookspecs import hookimpl, hookspec
+
 __version__ = "0.1.0"
+
+__all__ = ["ablate", "hookimpl", "hookspec"]
 
 
 def ablate(experiment, options=None, console=None, **kwargs):

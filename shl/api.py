@@ -291,6 +291,15 @@ class ModelSource(Component):
         Must not download anything or import torch."""
         return None
 
+    def identity(self) -> str | None:
+        """A fingerprint of WHICH model ``load`` will return, beyond the params (which are hashed anyway), known
+        WITHOUT loading the weights: e.g. for a local directory a hash of its config and of its weight files'
+        sizes and modification times, for a generated model the key of its cache. It enters the run hash and the
+        shared-stage cache key, so a run or a cached stage computed on other weights is never reused. Equal
+        models must give equal strings across processes and machines (no absolute temp paths, no ids of
+        objects). None = the params identify the model completely. Must not download anything or import torch."""
+        return None
+
 
 # --------------------------------------------------------------------------------------------- evaluators
 

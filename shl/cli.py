@@ -20,6 +20,8 @@ EPILOG = """commands:
   shl ablate EXPERIMENT [--seeds 0-4] [--dry-run]   run arms x seeds, then compare them
   shl report DIR [--format md|csv|latex]       tables and figures again from stored results
   shl toyworld build|info|sweep                the embedded toy world
+  shl export RUN_DIR [--round K] --out DIR     the healed student as a Hugging Face model (or --adapter)
+  shl sample RUN_DIR [--round K] [--steered]   print completions from the student (and the steered point)
 """
 
 
@@ -42,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("plugins", help="list registered components (steering methods, filters, aggregators, "
-                       "schedules, evaluators, model sources) and broken plugins")
+                       "schedules, evaluators, model sources), and broken, clashing or disabled plugins")
     p.add_argument("--json", action="store_true", help="machine-readable output, with each params schema")
 
     p = sub.add_parser("validate", help="validate a run config; print it fully resolved (YAML)")
@@ -92,6 +94,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", dest="formats", action="append", choices=["md", "csv", "latex"], default=None,
                    help="table format(s) to write and print (default: md; csv and latex files are always written)")
     p.add_argument("--no-figures", action="store_true", help="tables only")
+
+    p = sub.add_parser("export", help="write the student after K heal rounds as a standard Hugging Face model "
+                       "directory (adapters merged; tokenizer and chat template included), or one PEFT adapter")
+    p.add_argument("run_dir", help="a finished run directory (verified)")
+    p.add_argument("--round", type=int, default=None, metavar="K", help="heal rounds to include (default: the last)")
+    p.add_argument("--out", required=True, help="output directory (must not exist, or be empty)")
+    p.add_argument("--adapter", action="store_true",
+                   help="write one PEFT LoRA adapter equivalent to the stack (ranks concatenated, scalings folded "
+                   "into B) instead of merged weights")
+    p.add_argument("--dtype", default=None, choices=["float32", "bfloat16", "float16"],
+                   help="weights dtype (default: the run's dtype as resolved on CPU)")
+
+    p = sub.add_parser("sample", help="print completions from the student after K heal rounds (and with --steered "
+                       "the steered point of that round), to read what the heal did")
+    p.add_argument("run_dir", help="a finished run directory (verified)")
+    p.add_argument("--round", type=int, default=None, metavar="K", help="heal rounds (default: the last)")
+    p.add_argument("--steered", action="store_true",
+                   help="also sample the steered point: the student before round K's heal, steered with round K's "
+                   "vector at the dose recorded in its metrics row")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--prompt", default=None, metavar="TEXT", help="one user prompt")
+    g.add_argument("--n", type=int, default=4, metavar="N", help="N prompts from the run's held-out evaluation prompts")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed")
+    p.add_argument("--max-new-tokens", type=int, default=None, help="default: the run's eval.max_new_tokens")
+    p.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N")
 
     p = sub.add_parser("toyworld", help="the embedded toy world: build its model, inspect it, sweep the dose")
     tw = p.add_subparsers(dest="toy_command", metavar="ACTION")

@@ -181,3 +181,28 @@ def cmd_toyworld(args) -> int:
     from .toyworld_cli import toyworld_command
 
     return toyworld_command(args)
+
+
+# ------------------------------------------------------------------------------------------ export / sample
+
+
+def cmd_export(args) -> int:
+    from .export import export
+
+    path, student = export(args.run_dir, args.out, round=args.round, adapter=args.adapter, dtype=args.dtype)
+    kind = "PEFT LoRA adapter (ranks of " + ", ".join(student.names) + ")" if args.adapter else (
+        "Hugging Face model" + (" (adapters " + ", ".join(student.names) + " merged)" if student.names else
+                                " (round 0: the base model)"))
+    print(f"{path}: {kind}, student after {student.round} heal round(s) of {args.run_dir}")
+    return 0
+
+
+def cmd_sample(args) -> int:
+    from .sample import format_rows, sample
+
+    if args.n is not None and args.n < 1:
+        raise ShlError("--n must be >= 1")
+    student, rows, coeff = sample(args.run_dir, round=args.round, steered=args.steered, prompt=args.prompt,
+                                  n=args.n, seed=args.seed, max_new_tokens=args.max_new_tokens, device=args.device)
+    print(format_rows(student, rows, coeff))
+    return 0

@@ -1,7 +1,7 @@
 """The hooks a plugin implements (pluggy project name ``shl``).
 
-A plugin is a module (or object) exposing functions decorated with ``shl.hookimpl`` and is found through
-the ``shl`` entry-point group. Registration hooks receive a ``register`` callback; call it once per
+A plugin is a module (or object) exposing functions decorated with ``shl.hookimpl`` (the ``hookimpl`` marker
+defined here, re-exported by the ``shl`` package) and is found through the ``shl`` entry-point group. Registration hooks receive a ``register`` callback; call it once per
 component class. Components are chosen by NAME from YAML, never by pluggy's call order.
 
 Observer hooks (``shl_run_start``, ``shl_round_end``, ``shl_run_end``) are for trackers and loggers: they

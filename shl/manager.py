@@ -2,7 +2,8 @@
 
 Each entry point loads in its own try/except, so one broken plugin is reported (``shl plugins`` lists it,
 and a warning is logged) without taking the CLI down. ``SHL_DISABLE_PLUGINS=name1,name2`` skips plugins by
-entry-point name.
+entry-point name. A disabled plugin is loaded only to explain an error: when a config names a component the
+registry does not have, the disabled plugins are asked whether one of them provides it, so the error can say so.
 """
 
 from __future__ import annotations
@@ -43,10 +44,21 @@ class PluginHost:
     origins: dict[str, Origin] = field(default_factory=dict)
     failures: list[dict[str, str]] = field(default_factory=list)
     disabled: list[str] = field(default_factory=list)
+    _disabled_sources: list[tuple[Origin, Any]] = field(default_factory=list, repr=False)
+    _disabled_index: dict[tuple[str, str], Origin] | None = field(default=None, repr=False)
 
     @property
     def hook(self) -> Any:
         return self.pm.hook
+
+    def disabled_provider(self, family: str, name: str) -> Origin | None:
+        """The disabled plugin (``SHL_DISABLE_PLUGINS``) that would register ``name`` in ``family``, if any.
+
+        Disabled plugins are loaded only here, on the first question (an unknown name in a config), into a
+        throwaway plugin manager; one that fails to load is ignored."""
+        if self._disabled_index is None:
+            self._disabled_index = _index_disabled(self._disabled_sources)
+        return self._disabled_index.get((family, name))
 
     def plugin_list(self) -> list[dict[str, str]]:
         """The loaded plugins (name, distribution, version): recorded with every run."""
@@ -69,20 +81,31 @@ def make_host(extra_plugins: Iterable[tuple[str, object]] = (), entry_points: bo
 
     ``extra_plugins`` are ``(name, module_or_object)`` pairs registered in addition to (or, with
     ``entry_points=False``, instead of) the installed entry points: tests use this to get an isolated host.
+    An extra plugin replaces an installed entry point of the same name or of the same object, so a plugin under
+    test that is also installed is registered once, under its extra name, and its name clashes with the other
+    plugins show in ``registry.conflicts`` (pluggy would refuse a second copy of the same module).
     """
     pm = pluggy.PluginManager("shl")
     pm.add_hookspecs(hookspecs)
     host = PluginHost(pm=pm, registry=Registry())
     skip = disabled_plugins()
+    extra_plugins = list(extra_plugins)
+    extra_names = {name for name, _ in extra_plugins}
+    extra_ids = {id(plugin) for _, plugin in extra_plugins}
     if entry_points:
         for ep in _entry_points():
-            if ep.name in skip:
-                host.disabled.append(ep.name)
+            if ep.name in extra_names:
                 continue
             dist = getattr(ep, "dist", None)
             origin = Origin(ep.name, dist.metadata["Name"] if dist else "", dist.version if dist else "")
+            if ep.name in skip:
+                host.disabled.append(ep.name)
+                host._disabled_sources.append((origin, ep))
+                continue
             try:
                 plugin = ep.load()
+                if id(plugin) in extra_ids:  # the plugin under test, installed too: the extra copy is registered
+                    continue
                 pm.register(plugin, name=ep.name)
             except Exception as exc:  # a broken plugin must not take the host down
                 _record_failure(host, origin, f"failed to load: {type(exc).__name__}: {exc}")
@@ -91,6 +114,7 @@ def make_host(extra_plugins: Iterable[tuple[str, object]] = (), entry_points: bo
     for name, plugin in extra_plugins:
         if name in skip:
             host.disabled.append(name)
+            host._disabled_sources.append((Origin(name), plugin))
             continue
         try:
             pm.register(plugin, name=name)
@@ -99,7 +123,33 @@ def make_host(extra_plugins: Iterable[tuple[str, object]] = (), entry_points: bo
             continue
         host.origins[name] = Origin(name, "", "")
     _build_registry(host)
+    host.registry.disabled_lookup = host.disabled_provider
     return host
+
+
+def _index_disabled(sources: list[tuple[Origin, Any]]) -> dict[tuple[str, str], Origin]:
+    """(family, name) -> origin for every component the disabled plugins would register."""
+    index: dict[tuple[str, str], Origin] = {}
+    for origin, source in sources:
+        try:
+            plugin = source.load() if isinstance(source, metadata.EntryPoint) else source
+            pm = pluggy.PluginManager("shl")
+            pm.add_hookspecs(hookspecs)
+            pm.register(plugin, name=origin.plugin)
+            for hook_name in REGISTRATION_HOOKS:
+                for impl in getattr(pm.hook, hook_name).get_hookimpls():
+                    def register(cls: type, _origin: Origin = origin) -> None:
+                        family, name = getattr(cls, "family", ""), getattr(cls, "name", "")
+                        if isinstance(family, str) and isinstance(name, str) and name:
+                            index.setdefault((family, name), _origin)
+
+                    try:
+                        impl.function(register=register)
+                    except Exception:
+                        pass
+        except Exception:  # a disabled plugin may well be broken: it only fails to explain
+            continue
+    return index
 
 
 def _record_failure(host: PluginHost, origin: Origin, message: str) -> None:

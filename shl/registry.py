@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from pydantic import BaseModel
 
@@ -37,6 +37,9 @@ class Registry:
     def __init__(self) -> None:
         self._entries: dict[str, dict[str, Entry]] = {f: {} for f in FAMILIES}
         self.conflicts: list[str] = []
+        self.disabled_lookup: Callable[[str, str], Origin | None] | None = None
+        """Set by the plugin manager: (family, name) -> the disabled plugin that provides it, if any (asked only
+        when a name is unknown, so disabled plugins are loaded only to explain that error)."""
 
     def add(self, cls: type, origin: Origin) -> None:
         family = getattr(cls, "family", "")
@@ -77,10 +80,23 @@ class Registry:
         entries = self._entries[family]
         if name not in entries:
             available = ", ".join(sorted(entries)) or "none"
-            close = difflib.get_close_matches(name, list(entries), n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            disabled = self._disabled_origin(family, name)
+            if disabled is not None:
+                hint = (f": provided by {disabled.describe()}, which is disabled "
+                        f"(SHL_DISABLE_PLUGINS names '{disabled.plugin}')")
+            else:
+                close = difflib.get_close_matches(name, list(entries), n=1)
+                hint = f" (did you mean '{close[0]}'?)" if close else ""
             raise PluginError(f"unknown {family} '{name}'{hint}; available: {available}")
         return entries[name]
+
+    def _disabled_origin(self, family: str, name: str) -> Origin | None:
+        if self.disabled_lookup is None:
+            return None
+        try:
+            return self.disabled_lookup(family, name)
+        except Exception:  # explaining an error must never raise another one
+            return None
 
     def build(self, family: str, name: str, params: dict[str, Any] | None = None) -> Component:
         """Instantiate a component with params validated by its own Params model."""

@@ -42,7 +42,7 @@ def output_lock(out: Path, con=None) -> Iterator[None]:
             raise ShlError(f"{out}: another 'shl ablate' is running on this directory ({holder})") from None
         stale = os.pread(fd, 200, 0).decode(errors="replace").strip()
         if stale and con is not None:
-            con.print(f"note: took over a stale lock on {out} left by a killed 'shl ablate' ({stale})")
+            con.print(f"note: took over a stale lock on {out} left by a killed 'shl ablate' ({stale})", markup=False)
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"pid {os.getpid()}".encode(), 0)
         try:
@@ -148,7 +148,7 @@ def warn_corrupt(con, rows: list[dict[str, Any]], redo: bool) -> None:
     for row in rows:
         if row["state"] == "corrupt":
             then = "redoing it (--redo-corrupt)" if redo else "excluded; 'shl ablate --redo-corrupt' redoes it"
-            con.print(f"warning: {row['dir']}: corrupt run ({row['reason']}); {then}")
+            con.print(f"warning: {row['dir']}: corrupt run ({row['reason']}); {then}", markup=False)
 
 
 def prepare_out(plan: Plan, con) -> None:
@@ -164,7 +164,7 @@ def prepare_out(plan: Plan, con) -> None:
         if (d / DIR_MARKER).is_file():
             removed += remove_stale_tmp(d)
     if removed:
-        con.print(f"removed {len(removed)} temporary file(s) left by an interrupted write")
+        con.print(f"removed {len(removed)} temporary file(s) left by an interrupted write", markup=False)
 
 
 @dataclass
@@ -257,7 +257,8 @@ def ablate(experiment: str | Path, options: AblateOptions | None = None, console
         _print_status(con, plan, rows)
         return result
     for a, b in identical_arms(plan.runs):
-        con.print(f"warning: arms '{a}' and '{b}' have identical configs; their comparison can only show noise")
+        con.print(f"warning: arms '{a}' and '{b}' have identical configs; their comparison can only show noise",
+                  markup=False)
     with output_lock(plan.out, con):
         prepare_out(plan, con)
         write_experiment_record(plan, host.registry)
@@ -270,7 +271,7 @@ def ablate(experiment: str | Path, options: AblateOptions | None = None, console
             f"{plan.exp.name}: {len(plan.runs)} runs ({len({r.arm for r in plan.runs})} arms x "
             f"{len({r.seed for r in plan.runs})} seeds): {n_done} done, {len(pending)} to run"
             + (f", {result.corrupt} corrupt (excluded)" if result.corrupt else "") + f" -> {plan.out}"
-        )
+        , markup=False)
         result.executed = execute(plan, pending, opts, host, con)
         if opts.until_mde is not None:
             result.executed += add_seeds_adaptively(plan, opts, host, con)
@@ -278,12 +279,13 @@ def ablate(experiment: str | Path, options: AblateOptions | None = None, console
         result.failed = len(failed)
         print_stage_summary(con, [Path(t.run_dir) for t, _ in result.executed])
         for task, res in failed:
-            con.print(f"[red]run failed[/red] {task.label}: {res.message} (see {task.run_dir}/FAILED.json)")
+            con.print(f"run failed {task.label}: {res.message} (see {task.run_dir}/FAILED.json)", style="red",
+                      markup=False)
         if opts.report:
             try:
                 result.report = report(plan.out, con, formats=["md"], figures=True)
             except ShlError as exc:  # the runs are stored; only the comparison could not be made
-                con.print(f"report skipped: {exc}")
+                con.print(f"report skipped: {exc}", markup=False)
     return result
 
 
@@ -308,7 +310,7 @@ def add_seeds_adaptively(plan: Plan, opts: AblateOptions, host, con) -> list[tup
             break
         new = [max(seeds) + 1 + i for i in range(n_add)]
         con.print(f"adding seeds {new[0]}-{new[-1]}: the MDE of '{spec.primary}' is above {opts.until_mde:g} "
-                  f"at alpha {alpha_v:.3g} (seeds so far: {len(seeds)})")
+                  f"at alpha {alpha_v:.3g} (seeds so far: {len(seeds)})", markup=False)
         more = make_plan(str(plan.path), plan.overrides, ",".join(map(str, new)), opts.arms_text(), str(plan.out),
                          host.registry)
         rows = status_table(more)
@@ -321,7 +323,7 @@ def add_seeds_adaptively(plan: Plan, opts: AblateOptions, host, con) -> list[tup
     record["adaptive"] = {"until_mde": opts.until_mde, "max_seeds": opts.max_seeds, "batch": opts.seed_batch,
                           "alpha_verdict": alpha_v, "batches": batches, "rule": rule}
     atomic_write(plan.out / OUT_RECORD, yaml.safe_dump(record, sort_keys=False))
-    con.print(f"stopped adding seeds at {len(seeds)}: {rule}")
+    con.print(f"stopped adding seeds at {len(seeds)}: {rule}", markup=False)
     return results
 
 
@@ -334,7 +336,7 @@ def print_stage_summary(con, run_dirs: list[Path]) -> None:
     df = stage_breakdown(run_dirs)
     if not df.empty:
         parts = ", ".join(f"{r.stage} {r.seconds:.1f}s ({100 * r.share:.0f}%)" for r in df.itertuples())
-        con.print(f"time by stage over {len(run_dirs)} run(s): {parts}")
+        con.print(f"time by stage over {len(run_dirs)} run(s): {parts}", markup=False)
 
 
 def env_workers() -> int | None:
@@ -399,13 +401,16 @@ def execute(plan: Plan, pending: list[PlannedRun], opts: AblateOptions, host, co
         tid = bar.add_task("runs", total=len(tasks), stage="")
 
         def on_result(task: RunTask, res: RunResult) -> None:
-            store = RunStore(task.run_dir)
-            if res.status not in TERMINAL and not (store.dir / FAILED).exists() and is_owned(store.dir):
-                store.fail(res.status, res.message, "")
+            if res.status not in TERMINAL:
+                record_failure(RunStore(task.run_dir), res)
             results.append((task, res))
-            last = res.metrics[-1] if res.metrics else {}
-            summary = ", ".join(f"{k}={last[k]:.3f}" for k in ("trait", "coherence") if isinstance(last.get(k), float))
-            bar.console.print(f"{task.label}: {res.status} ({summary or res.message})")
+            if res.status in TERMINAL:  # a finished run: its last round's numbers
+                last = res.metrics[-1] if res.metrics else {}
+                summary = ", ".join(f"{k}={last[k]:.3f}" for k in ("trait", "coherence")
+                                    if isinstance(last.get(k), float))
+            else:  # a failed run: why (its metrics rows stop before the failure, so they would mislead)
+                summary = " ".join(res.message.split()) or "no reason given"
+            bar.console.print(f"{task.label}: {res.status} ({summary or res.message})", markup=False)
             bar.advance(tid)
 
         def progress(label: str, stage: str) -> None:
@@ -420,6 +425,25 @@ def execute(plan: Plan, pending: list[PlannedRun], opts: AblateOptions, host, co
     return results
 
 
+def record_failure(store: RunStore, res: RunResult) -> None:
+    """Make the FAILED.json of a run that did not finish hold its reason and traceback: written from the result
+    when the worker wrote none (a worker process that died, a remote worker), or given the result's traceback when
+    the worker's has none. Only in a directory shl owns."""
+    if not is_owned(store.dir):
+        return
+    path = store.dir / FAILED
+    record = None
+    if path.exists():
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, ValueError):
+            record = None
+    if not isinstance(record, dict):
+        store.fail(res.status, res.message, res.traceback)
+    elif not record.get("traceback") and res.traceback:
+        store.fail(str(record.get("status") or res.status), str(record.get("error") or res.message), res.traceback)
+
+
 def _print_status(con, plan: Plan, rows: list[dict[str, Any]]) -> None:
     from rich.table import Table
 
@@ -428,9 +452,9 @@ def _print_status(con, plan: Plan, rows: list[dict[str, Any]]) -> None:
         table.add_column(col)
     for row in rows:
         table.add_row(row["arm"], str(row["seed"]), row["state"], row["status"], row["dir"])
-    con.print(table)
+    con.print(table, markup=False)
     counts = {s: sum(r["state"] == s for r in rows) for s in ("done", "pending", "failed", "corrupt")}
-    con.print(", ".join(f"{v} {k}" for k, v in counts.items() if v or k != "corrupt"))
+    con.print(", ".join(f"{v} {k}" for k, v in counts.items() if v or k != "corrupt"), markup=False)
     warn_corrupt(con, rows, redo=False)
 
 
@@ -446,7 +470,8 @@ def report(out: Path, con, formats: list[str], figures: bool):
     for run_id in record.get("runs") or []:
         st = inspect_run(out / "runs" / run_id)
         if st.status == "corrupt":
-            con.print(f"warning: {out / 'runs' / run_id}: corrupt run ({st.reason}); excluded from the comparison")
+            con.print(f"warning: {out / 'runs' / run_id}: corrupt run ({st.reason}); excluded from the comparison",
+                      markup=False)
     try:
         spec = ComparisonSpec.model_validate(record.get("comparison"))
     except Exception as exc:
@@ -466,5 +491,5 @@ def report(out: Path, con, formats: list[str], figures: bool):
             con.out((out / "report" / "comparison.csv").read_text(), highlight=False)
         elif fmt == "latex":
             con.out((out / "report" / "comparison.tex").read_text(), highlight=False)
-    con.print(f"report written to {out / 'report'}")
+    con.print(f"report written to {out / 'report'}", markup=False)
     return result

@@ -260,6 +260,10 @@ class RunStore:
         for name in ("metrics.jsonl", "timings.jsonl", "samples.jsonl", "log.txt"):
             atomic_write(self.dir / name, "")
 
+    def update_meta(self, **fields: Any) -> None:
+        """Add fields known only once the run is under way (device, dtype, resolved LoRA targets) to meta.json."""
+        atomic_write(self.dir / "meta.json", json.dumps({**self.meta(), **fields}, indent=2))
+
     def append_metrics(self, row: dict[str, Any]) -> None:
         self._append("metrics.jsonl", json.dumps(_clean(row), sort_keys=False))
 

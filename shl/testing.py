@@ -6,11 +6,16 @@ With shl installed, any pytest run gets these fixtures without a conftest:
     A fresh ``shl.manager.PluginHost`` over the installed plugins (entry-point group ``shl``), built with
     ``shl.manager.make_host()``: what ``shl plugins`` and ``shl run`` see. Honours ``SHL_DISABLE_PLUGINS``.
 ``shl_host_factory``
-    A function ``(extra_plugins=(), entry_points=True) -> PluginHost`` building fresh hosts, e.g. to register
-    a plugin module that is not installed: ``shl_host_factory(extra_plugins=[("example", my_module)])``.
+    A function ``(extra_plugins=(), entry_points=True) -> PluginHost`` building fresh hosts (``make_host``), e.g.
+    to register a plugin module that is not installed: ``shl_host_factory(extra_plugins=[("example", my_module)])``.
+    A plugin given in ``extra_plugins`` replaces an installed entry point of the same name or module, so with the
+    module under test installed too, it is still registered once and its name clashes show in
+    ``host.registry.conflicts``.
 
-and a helper to import:
+and helpers to import:
 
+``make_host(extra_plugins=(), entry_points=True)``
+    The same hosts outside a fixture (``shl.manager.make_host``).
 ``assert_component_contract(cls)``
     Checks that a component class honours the contract of ``shl.api``: a subclass of a family base class,
     a non-empty ``name``, a ``Params`` model deriving from ``shl.api.Params`` with ``extra="forbid"``, a
@@ -28,7 +33,15 @@ import pytest
 if TYPE_CHECKING:  # pragma: no cover
     from .manager import PluginHost
 
-__all__ = ["assert_component_contract", "shl_host", "shl_host_factory"]
+__all__ = ["assert_component_contract", "make_host", "shl_host", "shl_host_factory"]
+
+
+def make_host(extra_plugins: Iterable[tuple[str, object]] = (), entry_points: bool = True) -> "PluginHost":
+    """A fresh plugin host: the installed plugins (``entry_points=True``) plus ``extra_plugins``, a list of
+    ``(plugin_name, module)`` pairs (see ``shl.manager.make_host``). What the ``shl_host_factory`` fixture calls."""
+    from .manager import make_host as _make_host
+
+    return _make_host(extra_plugins=extra_plugins, entry_points=entry_points)
 
 
 def assert_component_contract(cls: type, *, require_defaults: bool = True) -> Any:
@@ -89,8 +102,6 @@ def assert_component_contract(cls: type, *, require_defaults: bool = True) -> An
 @pytest.fixture
 def shl_host_factory() -> Callable[..., "PluginHost"]:
     """Build fresh plugin hosts: ``shl_host_factory(extra_plugins=[(name, module)], entry_points=True)``."""
-    from .manager import make_host
-
     def factory(extra_plugins: Iterable[tuple[str, object]] = (), entry_points: bool = True) -> "PluginHost":
         return make_host(extra_plugins=extra_plugins, entry_points=entry_points)
 

@@ -1,5 +1,5 @@
 """The toy world plugin: a procedurally generated persona language with a known grammar and a tiny Llama
-trained on it on first use (see DESIGN.md section 6).
+trained on it on first use (see README: "The toy world").
 
 Registers the model source ``toyworld``, the exact evaluator ``toy_exact`` and the oracle filter ``grammar``.
 Imports no torch/transformers at import time.

@@ -36,7 +36,7 @@ from .tokenizer import build_tokenizer, vocab
 TRAIN_CODE_VERSION = 1  # bump when the training procedure changes in a way the hyperparameters do not show
 
 VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
-    # what users get: ~2.7M parameters, ~140 s to train on 2 CPU cores (one training thread)
+    # what users get: ~2.7M parameters, a few minutes to train on 2 CPU cores (README, "The toy world")
     "default": {
         "model": {"hidden_size": 256, "intermediate_size": 512, "num_hidden_layers": 4,
                   "num_attention_heads": 4, "num_key_value_heads": 4},

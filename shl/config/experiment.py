@@ -20,8 +20,8 @@ from .loading import (
     metric_produced,
     produced_metrics,
     read_yaml,
-    resolve_run_config,
     validate_model,
+    validate_run_config,
     with_base,
 )
 from .models import ENGINE_METRICS, MAX_SEED, STEERED_PREFIX, Real, RunConfig, safe_name
@@ -240,8 +240,7 @@ def plan_runs(
         source = f"{path}: arms.{arm}"
         for seed in seed_list:
             raw_seed = {**raw, "seed": seed}
-            cfg = validate_model(RunConfig, raw_seed, source)
-            cfg = resolve_run_config(cfg, registry, source)
+            cfg = validate_run_config(raw_seed, registry, source, overrides)
             planned.append(PlannedRun(arm, seed, cfg, run_hash(cfg.model_dump(mode="json"), Path(path).parent)))
         if planned:
             check_comparison_metrics(path, exp, arm, planned[-1].config, registry)

@@ -245,11 +245,11 @@ def join_errors(lines: list[str], source: str = "", limit: int = MAX_ERROR_LINES
     return "\n".join(shown)
 
 
-def validation_message(exc: ValidationError, prefix: str = "", plugin: str = "", limit: int = MAX_ERROR_LINES) -> str:
-    """One line per error: ``path: message`` (and the plugin, when params of a plugin failed); at most ``limit``
-    lines, then ``... and N more errors``."""
+def _error_lines(exc: ValidationError, prefix: str = "", plugin: str = "", limit: int = MAX_ERROR_LINES,
+                 ) -> tuple[list[tuple[tuple[str, ...], str]], int]:
+    """(the first ``limit`` errors as (path parts, ``path: message`` line), how many more there are)."""
     errors = exc.errors()
-    lines = []
+    out = []
     for err in errors[:limit]:
         loc = [p for p in err["loc"] if p not in ("function-after", "function-before")]
         where = format_loc(loc, prefix)
@@ -263,9 +263,22 @@ def validation_message(exc: ValidationError, prefix: str = "", plugin: str = "",
         by = f" (plugin '{plugin}')" if plugin else ""
         value = err.get("input")
         shown = f" (got {value!r})" if err["type"] not in ("extra_forbidden", "missing") and _short(value) else ""
-        lines.append(_one_line(f"{where}: {msg}{shown}{by}"))
-    if len(errors) > limit:
-        lines.append(f"... and {len(errors) - limit} more errors")
+        out.append((_parts(format_loc(loc, prefix)), _one_line(f"{where}: {msg}{shown}{by}")))
+    return out, max(len(errors) - limit, 0)
+
+
+def _parts(path: str) -> tuple[str, ...]:
+    """``heal.filters[0].name`` -> ("heal", "filters", "0", "name")."""
+    return tuple(p for p in path.replace("[", ".").replace("]", "").split(".") if p)
+
+
+def validation_message(exc: ValidationError, prefix: str = "", plugin: str = "", limit: int = MAX_ERROR_LINES) -> str:
+    """One line per error: ``path: message`` (and the plugin, when params of a plugin failed); at most ``limit``
+    lines, then ``... and N more errors``."""
+    errors, more = _error_lines(exc, prefix, plugin, limit)
+    lines = [line for _, line in errors]
+    if more:
+        lines.append(f"... and {more} more errors")
     return "\n".join(lines)
 
 
@@ -281,21 +294,73 @@ def validate_model(model: type[M], data: dict[str, Any], source: str = "", prefi
         raise ConfigError(join_errors(validation_message(exc, prefix).splitlines(), source)) from None
 
 
+class _Errors:
+    """Config errors collected over a whole file, each with its path parts (to tell whether a ``--set`` override
+    wrote the bad value) and its line; ``raise_if_any`` raises them all as one ConfigError."""
+
+    def __init__(self, source: str = "", overrides: Iterable[str] = ()):
+        self.source = source
+        self.overrides = [(tuple(parse_override(o)[0]), o) for o in overrides]
+        self.items: list[tuple[tuple[str, ...], str]] = []
+        self.more = 0
+
+    def add(self, parts: tuple[str, ...], line: str) -> None:
+        self.items.append((tuple(parts), line))
+
+    def extend(self, items: list[tuple[tuple[str, ...], str]], more: int = 0) -> None:
+        self.items.extend(items)
+        self.more += more
+
+    def __bool__(self) -> bool:
+        return bool(self.items or self.more)
+
+    def blame(self, parts: tuple[str, ...]) -> str:
+        """``--set TEXT`` when the last override that wrote ``parts`` (or a mapping above it) is one, else the
+        source (the file)."""
+        for key, text in reversed(self.overrides):
+            if parts[: len(key)] == key:
+                return f"--set {text}"
+        return self.source
+
+    def message(self, limit: int = MAX_ERROR_LINES) -> str:
+        lines = []
+        for parts, line in self.items:
+            where = self.blame(parts)
+            lines.append(f"{where}: {line}" if where else line)
+        if self.more:
+            lines.append(f"... and {self.more} more errors")
+        return join_errors(lines, "", limit)
+
+    def raise_if_any(self) -> None:
+        if self:
+            raise ConfigError(self.message())
+
+
+def _resolve(registry: Registry, family: str, ref: ComponentRef, path: str, errors: _Errors) -> ComponentRef | None:
+    """``ref`` with its params validated by the plugin's Params (defaults filled), or None with the problem added
+    to ``errors``."""
+    try:
+        entry = registry.entry(family, ref.name)
+    except PluginError as exc:
+        errors.add(_parts(f"{path}.name"), _one_line(f"{path}.name: {exc}"))
+        return None
+    try:
+        params = entry.cls.Params.model_validate(ref.params)
+    except ValidationError as exc:
+        errors.extend(*_error_lines(exc, f"{path}.params", plugin=f"{ref.name}' from '{entry.origin.plugin}"))
+        return None
+    return ComponentRef(name=ref.name, params=params.model_dump(mode="json"))
+
+
 def resolve_component(
     registry: Registry, family: str, ref: ComponentRef, path: str, source: str = ""
 ) -> ComponentRef:
     """Check the name exists and validate params with the plugin's own Params; return it with defaults filled."""
-    where = f"{source}: " if source else ""
-    try:
-        entry = registry.entry(family, ref.name)
-    except PluginError as exc:
-        raise ConfigError(f"{where}{path}.name: {exc}") from None
-    try:
-        params = entry.cls.Params.model_validate(ref.params)
-    except ValidationError as exc:
-        msg = validation_message(exc, f"{path}.params", plugin=f"{ref.name}' from '{entry.origin.plugin}")
-        raise ConfigError(join_errors(msg.splitlines(), source)) from None
-    return ComponentRef(name=ref.name, params=params.model_dump(mode="json"))
+    errors = _Errors(source)
+    out = _resolve(registry, family, ref, path, errors)
+    errors.raise_if_any()
+    assert out is not None
+    return out
 
 
 def model_source_name(registry: Registry, name: str) -> str:
@@ -303,33 +368,42 @@ def model_source_name(registry: Registry, name: str) -> str:
     return name if name in registry.names("model") else "hf"
 
 
-def resolve_run_config(cfg: RunConfig, registry: Registry, source: str = "") -> RunConfig:
-    """Fill plugin defaults (model source defaults, plugin params) and validate every plugin's params."""
+def _resolve_components(cfg: RunConfig, registry: Registry, errors: _Errors) -> RunConfig:
+    """Fill plugin defaults (model source defaults, plugin params) and validate every plugin's params, adding
+    every problem to ``errors`` (a component that fails keeps its unresolved form)."""
     cfg = cfg.model_copy(deep=True)
     src_name = model_source_name(registry, cfg.model.name)
     by_id = src_name == "hf" and cfg.model.name != "hf"
     params = {"name_or_path": cfg.model.name, **cfg.model.params} if by_id else cfg.model.params
-    resolved_src = resolve_component(registry, "model", ComponentRef(name=src_name, params=params), "model", source)
-    cfg.model.params = {k: v for k, v in resolved_src.params.items() if not (by_id and k == "name_or_path")}
-    src_cls = registry.get("model", src_name)
-    if cfg.data is None:
-        cfg.data = src_cls.default_data
-    if cfg.filters is None:
-        cfg.filters = [ComponentRef.model_validate(f) for f in src_cls.default_filters]
-    if cfg.eval.evaluators is None:
-        cfg.eval.evaluators = [ComponentRef.model_validate(e) for e in src_cls.default_evaluators]
-    cfg.steer.method = resolve_component(registry, "steering", cfg.steer.method, "steer.method", source)
-    cfg.filters = [
-        resolve_component(registry, "filter", f, f"filters[{i}]", source) for i, f in enumerate(cfg.filters)
-    ]
-    cfg.heal.schedule = resolve_component(registry, "schedule", cfg.heal.schedule, "heal.schedule", source)
-    cfg.heal.barrier.aggregator = resolve_component(
-        registry, "aggregator", cfg.heal.barrier.aggregator, "heal.barrier.aggregator", source
-    )
-    cfg.eval.evaluators = [
-        resolve_component(registry, "evaluator", e, f"eval.evaluators[{i}]", source)
-        for i, e in enumerate(cfg.eval.evaluators)
-    ]
+    resolved_src = _resolve(registry, "model", ComponentRef(name=src_name, params=params), "model", errors)
+    if resolved_src is not None:
+        cfg.model.params = {k: v for k, v in resolved_src.params.items() if not (by_id and k == "name_or_path")}
+    src = registry.entries("model").get(src_name)
+    if src is not None:
+        if cfg.data is None:
+            cfg.data = src.cls.default_data
+        if cfg.filters is None:
+            cfg.filters = [ComponentRef.model_validate(f) for f in src.cls.default_filters]
+        if cfg.eval.evaluators is None:
+            cfg.eval.evaluators = [ComponentRef.model_validate(e) for e in src.cls.default_evaluators]
+
+    def resolve(family: str, ref: ComponentRef, path: str) -> ComponentRef:
+        return _resolve(registry, family, ref, path, errors) or ref
+
+    cfg.steer.method = resolve("steering", cfg.steer.method, "steer.method")
+    if cfg.filters is not None:
+        cfg.filters = [resolve("filter", f, f"filters[{i}]") for i, f in enumerate(cfg.filters)]
+    cfg.heal.schedule = resolve("schedule", cfg.heal.schedule, "heal.schedule")
+    cfg.heal.barrier.aggregator = resolve("aggregator", cfg.heal.barrier.aggregator, "heal.barrier.aggregator")
+    if cfg.eval.evaluators is not None:
+        cfg.eval.evaluators = [
+            resolve("evaluator", e, f"eval.evaluators[{i}]") for i, e in enumerate(cfg.eval.evaluators)
+        ]
+    return cfg
+
+
+def _checks(cfg: RunConfig, registry: Registry, source: str = "") -> None:
+    """Checks over a fully resolved config: layers against the model's depth, the coherence floor's metric."""
     check_layers(cfg, registry, source)
     floor_metric = cfg.loop.coherence_metric
     if cfg.loop.coherence_floor is not None and metric_produced(floor_metric, cfg, registry) is False:
@@ -338,6 +412,70 @@ def resolve_run_config(cfg: RunConfig, registry: Registry, source: str = "") -> 
             f"{where}loop.coherence_metric: '{floor_metric}' is not a metric of this run (the evaluators "
             f"produce: {', '.join(sorted(produced_metrics(cfg, registry) or ()))})"
         )
+
+
+def resolve_run_config(
+    cfg: RunConfig, registry: Registry, source: str = "", overrides: Iterable[str] = ()
+) -> RunConfig:
+    """Fill plugin defaults (model source defaults, plugin params) and validate every plugin's params. Every
+    component problem is reported at once, one line each; a line whose path one of ``overrides`` (``--set``
+    strings) wrote names that override instead of ``source``."""
+    errors = _Errors(source, overrides)
+    cfg = _resolve_components(cfg, registry, errors)
+    errors.raise_if_any()
+    _checks(cfg, registry, source)
+    return cfg
+
+
+def _drop_paths(data: dict[str, Any], paths: list[tuple[str, ...]]) -> dict[str, Any] | None:
+    """``data`` without the entries at ``paths``, each dropped at the deepest mapping key along it (so a bad list
+    item drops its whole list); None when a path has no mapping key to drop (the top level itself is bad)."""
+    out = copy.deepcopy(data)
+    for parts in paths:
+        node: Any = out
+        parent, key = None, None
+        for part in parts:
+            if isinstance(node, dict) and part in node:
+                parent, key = node, part
+                node = node[part]
+            elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+                node = node[int(part)]
+            else:
+                break
+        if parent is None:
+            return None
+        parent.pop(key, None)
+    return out
+
+
+def validate_run_config(
+    raw: dict[str, Any], registry: Registry | None = None, source: str = "", overrides: Iterable[str] = ()
+) -> RunConfig:
+    """A raw run config mapping (overrides already applied) validated and, with a registry, resolved.
+
+    Every problem is reported at once, one line each (at most MAX_ERROR_LINES, then a count): first the core
+    fields' errors, then the components' (unknown names, bad params) of the config without the bad core entries
+    (a component whose own entry is malformed is reported once, as that entry). A line whose path was written by
+    one of ``overrides`` (``--set`` strings) names that override instead of ``source``."""
+    errors = _Errors(source, overrides)
+    cfg: RunConfig | None
+    try:
+        cfg = RunConfig.model_validate(raw)
+    except ValidationError as exc:
+        errors.extend(*_error_lines(exc))
+        locs = [_parts(format_loc(p for p in e["loc"] if p not in ("function-after", "function-before")))
+                for e in exc.errors()]
+        salvaged = _drop_paths(raw, locs)
+        try:
+            cfg = RunConfig.model_validate(salvaged) if salvaged is not None else None
+        except ValidationError:
+            cfg = None
+    if registry is not None and cfg is not None:
+        cfg = _resolve_components(cfg, registry, errors)
+    errors.raise_if_any()
+    assert cfg is not None
+    if registry is not None:
+        _checks(cfg, registry, source)
     return cfg
 
 
@@ -409,14 +547,13 @@ def run_config_yaml(path: str | Path) -> dict[str, Any]:
 def load_run_config(
     path: str | Path | None, overrides: Iterable[str] = (), registry: Registry | None = None
 ) -> RunConfig:
-    """Read (resolving ``base:``), override, validate and (with a registry) resolve a run config."""
+    """Read (resolving ``base:``), override, validate and (with a registry) resolve a run config. Every problem
+    is reported at once (see ``validate_run_config``); one that a ``--set`` override caused names that override."""
     raw = run_config_yaml(path) if path is not None else {}
+    overrides = list(overrides)
     raw = apply_overrides(raw, overrides)
     source = str(path) if path is not None else "config"
-    cfg = validate_model(RunConfig, raw, source)
-    if registry is not None:
-        cfg = resolve_run_config(cfg, registry, source)
-    return cfg
+    return validate_run_config(raw, registry, source, overrides)
 
 
 def config_hash(data: dict[str, Any]) -> str:

@@ -36,10 +36,11 @@ NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 ENGINE_METRICS: tuple[str, ...] = (
     "round",
-    "vector_norm", "cos_r0",
+    "vector_norm", "cos_r0", "n_contexts_used",
+    "probe_prompts_distinct", "generate_prompts_distinct",
     "kappa", "coeff", "probe_survival", "dose_reached", "dose_probes",
     "kept", "total", "keep_share",
-    "lam", "tau",
+    "lam", "tau", "tau_active_share",
     "heal_nll", "heal_loss", "heal_kl", "kl_agg", "barrier_active", "spectral_norm2", "heal_steps",
 )
 """Metric keys the engine itself writes to a run's round rows (besides the evaluators' keys)."""
@@ -176,11 +177,16 @@ class BarrierConfig(Strict):
     tau: Real = Field(0.0, ge=0, description="barrier threshold: the penalty is lam * relu(D - tau)")
     tau_mode: Literal["fixed", "matched"] = Field(
         "fixed",
-        description="fixed: use tau; matched: set tau per run to the tau_quantile of this aggregator's D between "
-        "the steered and unsteered round-0 student on the round-0 kept completions, so arms with different "
-        "aggregators are matched by the share of sequences on which the barrier is active",
+        description="fixed: use tau; matched: set tau per run so that the barrier is active on 1 - tau_quantile "
+        "of its own D values in the first heal round's first epoch (within sampling error), found by trial passes "
+        "of that epoch (same kept completions, batches, reference and level: one D per sequence, or per batch at "
+        "level=batch; first with the barrier off, then on at the quantile of the previous trial's D values), so "
+        "arms with different aggregators are matched by the share of D values the barrier constrains; later "
+        "rounds keep that tau; the row records the share reached (tau_active_share)",
     )
-    tau_quantile: Real = Field(0.5, gt=0, lt=1, description="quantile used by tau_mode=matched")
+    tau_quantile: Real = Field(
+        0.5, gt=0, lt=1, description="quantile used by tau_mode=matched (the barrier starts active on about 1 - it)"
+    )
 
 
 class LoraConfig(Strict):
@@ -188,7 +194,10 @@ class LoraConfig(Strict):
     alpha: Real = Field(16.0, gt=0, description="LoRA alpha")
     dropout: Real = Field(0.0, ge=0, lt=1, description="LoRA dropout")
     target_modules: list[str] | None = Field(
-        None, max_length=MAX_LIST, description="module names to adapt; null = the attention and MLP projections PEFT knows for the arch"
+        None, max_length=MAX_LIST,
+        description="module names to adapt; null = every linear layer of the decoder blocks (PEFT's 'all-linear': "
+        "the attention and MLP projections on every architecture, never the output head); the run records the "
+        "resolved list (meta.json lora_targets)",
     )
 
 
@@ -210,11 +219,27 @@ class HealConfig(Strict):
     lr: Real = Field(1e-3, gt=0, description="AdamW learning rate")
     batch_size: Int = Field(16, ge=1, le=MAX_BATCH, description="heal batch size")
     max_grad_norm: Real = Field(1.0, gt=0, description="gradient clipping norm")
+    group_by_length: Bool = Field(
+        True, description="batch completions of similar length (each window of 4 batches sorted by length, then "
+        "the batches shuffled): less padding, a faster heal; false = plain random batches",
+    )
     ref_cache_mb: Int = Field(
         1024, ge=0, le=2**20,
         description="memory budget (MiB) for the frozen reference's log-probabilities (completion positions, "
         "float32), computed once per completion per round and reused by later epochs; 0, or a round whose "
         "cache would exceed the budget, recomputes the reference every epoch (same results up to float rounding)",
+    )
+    chunk_positions: Int = Field(
+        128, ge=1, le=2**20,
+        description="completion positions per chunk of the LM head, log-softmax, NLL and KL in the heal (the student "
+        "and the reference): the vocabulary-sized float32 tensors are chunk x vocabulary, never batch x length x "
+        "vocabulary; gradients equal the unchunked computation. Smaller = less memory, more kernel launches "
+        "(128: see README, Performance)",
+    )
+    gradient_checkpointing: Bool = Field(
+        False,
+        description="recompute each decoder layer of the student forward during the backward instead of keeping its "
+        "activations (less memory for long sequences or big batches on a GPU, about one more forward of time)",
     )
 
 

@@ -6,8 +6,9 @@ side by side with ``cores // N`` threads each finish sooner than the same runs o
 - Workers are started with the ``spawn`` method; each gets ``OMP_NUM_THREADS`` (and MKL/OpenBLAS) = cores // N in
   its environment before its interpreter starts, and sets ``torch.set_num_threads`` to the same.
 - Results reach ``on_result`` in completion order; progress messages are forwarded to ``progress(label, stage)``.
-- A worker that dies (killed, out of memory) fails the task it held; a replacement worker is started for the
-  remaining tasks. Ctrl-C, an exception in a callback, or ``close()`` terminates the workers.
+- A worker that dies (killed, out of memory) fails the task it held, naming the exit code and the last stage it
+  reported (there is no traceback to give); a replacement worker is started for the remaining tasks. Ctrl-C, an
+  exception in a callback, or ``close()`` terminates the workers.
 - Shared stages: runs whose configs agree on everything but ``heal``/``loop``/``name`` (the arms of one seed)
   share a stage cache entry (see ``Run``). So that two arms never compute the same entry at once, the first
   task of such a group (its leader) runs before the others (followers) start; followers wait only for their
@@ -72,7 +73,8 @@ def _worker(wid: int, threads: int, inbox: Any, outbox: Any) -> None:
 
             result = execute_task(task, progress)
         except BaseException as exc:  # execute_task never raises; anything here is a worker-level failure
-            result = RunResult("failed", f"worker error: {type(exc).__name__}: {exc}\n{traceback.format_exc()}")
+            result = RunResult("failed", " ".join(f"worker error: {type(exc).__name__}: {exc}".split()),
+                               traceback=traceback.format_exc())
         outbox.put(("result", wid, index, result))
 
 
@@ -108,6 +110,7 @@ class LocalPoolExecutor(Executor):
         self._next_wid = 0
         self._running: dict[int, int] = {}
         self._heard: set[int] = set()  # workers that sent anything (a worker that dies silently died at start)
+        self._last_stage: dict[int, str] = {}  # task index -> the last stage its worker reported
 
     # ------------------------------------------------------------------ processes
     def _start(self, ctx: Any, wid: int, outbox: Any) -> None:
@@ -176,6 +179,7 @@ class LocalPoolExecutor(Executor):
         finished: set[int] = set()
         running: dict[int, int] = {}  # worker id -> task index
         self._running = running
+        self._last_stage = {}
 
         def report(index: int, result: RunResult) -> None:
             finished.add(index)
@@ -206,6 +210,7 @@ class LocalPoolExecutor(Executor):
                     continue
                 self._heard.add(wid)
                 if kind == "progress":
+                    self._last_stage[index] = payload
                     if progress is not None:
                         progress(tasks[index].label, payload)
                 elif running.get(wid) == index:
@@ -241,7 +246,13 @@ class LocalPoolExecutor(Executor):
                 hint = "" if wid in self._heard else (
                     " before reporting anything (a script that starts the executor must guard its entry point "
                     "with `if __name__ == '__main__':`, as multiprocessing's spawn method requires)")
-                report(index, RunResult("failed", f"worker process died (exit code {code}){hint}"))
+                stage = self._last_stage.get(index)
+                where = f" during '{stage}'" if stage else ""
+                message = f"worker process died (exit code {code}){where}{hint}"
+                report(index, RunResult("failed", message, traceback=(
+                    f"no Python traceback: the worker process running this task died (exit code {code}){where}, "
+                    "so nothing in it could record one (a negative exit code is the signal that killed it, e.g. -9: "
+                    "SIGKILL, as the out-of-memory killer sends)\n")))
 
     def close(self) -> None:
         self._stop_all(graceful=False)

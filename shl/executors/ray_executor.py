@@ -1,7 +1,11 @@
-"""Dispatch runs to a Ray cluster (``pip install 'shl[ray]'``). Each run is one Ray task."""
+"""Dispatch runs to a Ray cluster (``pip install 'shl[ray]'``). Each run is one Ray task.
+
+A failed run's traceback comes back in its ``RunResult``, so the runner writes it to FAILED.json even when the
+worker's own write did not reach the output directory; a Ray-level failure (worker lost) carries Ray's error."""
 
 from __future__ import annotations
 
+import traceback
 from typing import Callable, Sequence
 
 from ..errors import ShlError
@@ -45,8 +49,11 @@ class RayExecutor(Executor):
                 task = pending.pop(ref)
                 try:
                     result = self.ray.get(ref)
-                except Exception as exc:  # the worker died (OOM, node lost)
-                    result = RunResult("failed", f"ray task failed: {type(exc).__name__}: {exc}")
+                except Exception as exc:  # the worker died (OOM, node lost), or the task raised outside the run
+                    first = (str(exc).strip().splitlines() or [""])[0]
+                    # a RayTaskError's text holds the remote traceback; keep it all for FAILED.json
+                    result = RunResult("failed", f"ray task failed: {type(exc).__name__}: {first}",
+                                       traceback=f"{exc}\n\n{traceback.format_exc()}")
                 on_result(task, result)
 
     def close(self) -> None:

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import traceback
 from pathlib import Path
 from typing import Callable
 
-from ..store import RunStore
+from ..store import FAILED, TERMINAL, RunStore
 from .base import RunResult, RunTask
 
 
 def execute_task(task: RunTask, progress: Callable[[str], None] | None = None, host=None) -> RunResult:
-    """Run one task from scratch in ``task.run_dir``; never raises (failures are recorded in the store)."""
+    """Run one task from scratch in ``task.run_dir``; never raises (failures are recorded in the store).
+
+    A failed result carries its traceback, so it reaches FAILED.json even where this process could not write
+    it (the runner writes FAILED.json from the result when the run directory has none). ``SystemExit`` raised by
+    a component fails the run like any other exception instead of ending the process (Ctrl-C still does)."""
     from ..config.models import RunConfig
     from ..engine.loop import Run
     from ..manager import get_host
@@ -24,12 +29,24 @@ def execute_task(task: RunTask, progress: Callable[[str], None] | None = None, h
         run = Run(cfg, host, store, progress=progress, data_root=Path(task.data_root) if task.data_root else None,
                   meta=task.meta, shared_dir=task.shared_dir)
         outcome = run.execute()
-        return RunResult(outcome.status, outcome.message, outcome.rounds, outcome.metrics)
-    except Exception as exc:
-        message = f"{type(exc).__name__}: {exc}"
+        tb = "" if outcome.status in TERMINAL else _stored_traceback(store)
+        return RunResult(outcome.status, outcome.message, outcome.rounds, outcome.metrics, tb)
+    except (Exception, SystemExit) as exc:
+        message = " ".join(f"{type(exc).__name__}: {exc}".split())
+        tb = traceback.format_exc()
         try:
             store.dir.mkdir(parents=True, exist_ok=True)
-            store.fail("failed", message, traceback.format_exc())
+            store.fail("failed", message, tb)
         except Exception:
             pass
-        return RunResult("failed", message)
+        return RunResult("failed", message, traceback=tb)
+
+
+def _stored_traceback(store: RunStore) -> str:
+    """The traceback the run wrote to its FAILED.json ("" when there is none)."""
+    try:
+        record = json.loads((store.dir / FAILED).read_text())
+    except (OSError, ValueError):
+        return ""
+    tb = record.get("traceback") if isinstance(record, dict) else None
+    return tb if isinstance(tb, str) else ""

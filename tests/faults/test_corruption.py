@@ -64,8 +64,16 @@ def md_header(out: Path) -> str:
     return (out / "report" / "comparison.md").read_text().split("| metric")[0]
 
 
-@pytest.mark.parametrize("damage", sorted(DAMAGE))
-@pytest.mark.parametrize("name", FILES)
+def matrix():
+    """Every file x every damage; the default suite flips a byte in each file and damages metrics.jsonl every
+    way, the rest run with -m slow."""
+    for name in FILES:
+        for damage in sorted(DAMAGE):
+            fast = damage == "flip" or name == "metrics.jsonl"
+            yield pytest.param(name, damage, marks=() if fast else pytest.mark.slow, id=f"{name}-{damage}")
+
+
+@pytest.mark.parametrize("name,damage", list(matrix()))
 def test_damaged_file_is_named_and_the_run_dropped(finished: Path, tmp_path: Path, capsys, name: str, damage: str):
     work, run = fresh(finished, tmp_path)
     DAMAGE[damage](run / name)

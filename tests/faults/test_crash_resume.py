@@ -68,7 +68,11 @@ def crash_and_resume(tmp_path: Path, reference: Reference, event: Event) -> str:
     return out
 
 
-@pytest.mark.parametrize("kind", KEY_POINTS)
+FAST_POINTS = {"write runs/<run>/.SHL_RUN.json.<tmp>.tmp", "write runs/<run>/.config.yaml.<tmp>.tmp",
+               "replace runs/<run>/DONE.json", "replace shared/<entry>.pt", "write report/.comparison.md.<tmp>.tmp"}
+
+
+@pytest.mark.parametrize("kind", [k if k in FAST_POINTS else pytest.param(k, marks=pytest.mark.slow) for k in KEY_POINTS])
 def test_kill_at_key_point_resumes(tmp_path: Path, reference: Reference, kind: str):
     points = kill_points(reference.events)
     assert kind in points, sorted(points)

@@ -252,9 +252,15 @@ def test_disabled_plugin_names_are_unknown(plugin_sites, tmp_path):
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     errors = _error_lines(proc)
-    assert len(errors) == 1, proc.stderr
+    assert len(errors) == 3, proc.stderr  # every unknown name of the file, one line each
     assert "steer.method.name" in errors[0] and "unknown steering 'trimmed_mean_diff'" in errors[0]
     assert "available:" in errors[0] and "mean_diff" in errors[0]
+    assert "heal.schedule.name: unknown schedule 'step'" in errors[1]
+    assert "heal.barrier.aggregator.name: unknown aggregator 'softmax_max'" in errors[2]
+    # ... and each says which disabled plugin provides the name
+    for line in errors:
+        assert ("provided by plugin 'example' (shl-plugin-example 0.1.0), which is disabled "
+                "(SHL_DISABLE_PLUGINS names 'example')") in line, line
 
     listing = run_shl("plugins", "--json", site=site, cwd=tmp_path, env=env)
     assert listing.returncode == 0, listing.stderr
@@ -310,6 +316,55 @@ def test_duplicate_name_names_both_plugins(plugin_sites, tmp_path):
     assert proc.returncode == 2
     errors = _error_lines(proc)
     assert len(errors) == 1 and "duplicate aggregator name 'rmse'" in errors[0], proc.stderr
+
+
+_CLASH_RECIPE = """
+import json, sys, importlib
+from shl.testing import make_host
+module = importlib.import_module(sys.argv[1])
+host = make_host(extra_plugins=[(sys.argv[2], module)])
+print(json.dumps({"failures": host.failures, "conflicts": host.registry.conflicts}))
+"""
+
+
+def _clash_recipe(site, module: str, name: str, tmp_path) -> dict:
+    """CONTRIBUTING's clash check (the plugin under test as an extra plugin, next to every installed one) run
+    in a process that sees ``site``."""
+    env = {k: v for k, v in os.environ.items() if k != "SHL_DISABLE_PLUGINS"}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(site), os.environ.get("PYTHONPATH", "")) if p)
+    proc = subprocess.run([sys.executable, "-c", _CLASH_RECIPE, module, name], capture_output=True, text=True,
+                          cwd=tmp_path, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def test_clash_recipe_checks_an_installed_plugin(plugin_sites, tmp_path):
+    """With the plugin under test installed too, the recipe still registers it (pluggy would refuse a second
+    copy of the module, which then landed in failures while the conflict check passed without checking)."""
+    out = _clash_recipe(plugin_sites("example"), "shl_plugin_example", "example-under-test", tmp_path)
+    assert out["failures"] == [] and out["conflicts"] == []
+
+
+def test_clash_recipe_fails_on_a_clashing_installed_plugin(plugin_sites, tmp_path):
+    """The recipe can fail: the clashing plugin, installed and under test, is reported under the name given."""
+    out = _clash_recipe(plugin_sites("dup"), "shl_plugin_dup", "dup-under-test", tmp_path)
+    assert out["failures"] == []
+    mine = [c for c in out["conflicts"] if "dup-under-test" in c]
+    assert len(mine) == 1 and "duplicate aggregator name 'rmse'" in mine[0], out
+
+
+def test_example_clash_test_with_the_example_installed(plugin_sites):
+    """The example's own clash test, run where the example is installed (the case that used to pass vacuously)."""
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"), "PYTHONDONTWRITEBYTECODE": "1"}
+    env.pop("SHL_DISABLE_PLUGINS", None)
+    site = plugin_sites("example")
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(site), os.environ.get("PYTHONPATH", "")) if p)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", "clash", str(EXAMPLE_SRC)],
+        capture_output=True, text=True, cwd=EXAMPLE_SRC, env=env, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    assert "1 passed" in proc.stdout
 
 
 def test_example_own_test_suite_passes(tmp_path):

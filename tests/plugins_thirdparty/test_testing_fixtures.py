@@ -160,3 +160,53 @@ def test_disable_env_applies_to_extra_plugins(shl_host_factory, monkeypatch):
     assert "rmse" not in host.registry.names("aggregator")
     assert {"mine", "aggregators"} <= set(host.disabled)
     assert "mean_diff" in host.registry.names("steering")
+
+
+# ---------------------------------------------------------------------------- names the docs use
+
+
+def test_documented_names_are_importable():
+    """CONTRIBUTING and shl/hookspecs.py name ``shl.hookimpl`` and ``shl.testing.make_host``."""
+    import shl
+    from shl import hookspecs
+    from shl.manager import PluginHost
+    from shl.testing import make_host
+
+    assert shl.hookimpl is hookspecs.hookimpl and shl.hookspec is hookspecs.hookspec
+    host = make_host(extra_plugins=[("mine", _plugin(shl_register_aggregators=lambda register: register(Good)))],
+                     entry_points=False)
+    assert isinstance(host, PluginHost) and host.registry.names("aggregator") == ["good_agg"]
+
+
+def test_shl_hookimpl_registers(shl_host_factory):
+    import shl
+
+    mod = types.SimpleNamespace(shl_register_aggregators=shl.hookimpl(lambda register: register(Good)))
+    host = shl_host_factory(extra_plugins=[("mine", mod)], entry_points=False)
+    assert host.failures == [] and host.registry.names("aggregator") == ["good_agg"]
+
+
+def test_unknown_name_of_a_disabled_plugin_says_so(shl_host_factory, monkeypatch):
+    from shl.errors import PluginError
+
+    monkeypatch.setenv("SHL_DISABLE_PLUGINS", "mine,aggregators")
+    mod = _plugin(shl_register_aggregators=lambda register: register(Good))
+    host = shl_host_factory(extra_plugins=[("mine", mod)])
+    with pytest.raises(PluginError, match=r"unknown aggregator 'good_agg': provided by plugin 'mine', which is "
+                                          r"disabled \(SHL_DISABLE_PLUGINS names 'mine'\); available: none"):
+        host.registry.entry("aggregator", "good_agg")
+    with pytest.raises(PluginError, match=r"unknown aggregator 'rmse': provided by plugin 'aggregators' \(shl "):
+        host.registry.entry("aggregator", "rmse")
+    with pytest.raises(PluginError, match=r"unknown aggregator 'nothing'; available: none"):
+        host.registry.entry("aggregator", "nothing")  # provided by no plugin at all
+
+
+def test_extra_plugin_replaces_the_installed_copy(shl_host_factory):
+    """The module of an installed plugin given again as an extra plugin is registered once, under the extra name,
+    so its name clashes are checked (pluggy refuses to register one module twice)."""
+    from shl_plugins import aggregators
+
+    host = shl_host_factory(extra_plugins=[("aggregators-under-test", aggregators)])
+    assert host.failures == [] and host.registry.conflicts == []
+    assert host.registry.entry("aggregator", "rmse").origin.plugin == "aggregators-under-test"
+    assert "aggregators" not in {o.plugin for o in host.origins.values()}

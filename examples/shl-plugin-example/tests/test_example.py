@@ -10,6 +10,7 @@ import subprocess
 import sys
 
 import pytest
+from pydantic import ValidationError
 
 import shl_plugin_example
 from shl.testing import assert_component_contract
@@ -36,17 +37,21 @@ def test_registers_every_component(host):
 
 
 def test_no_clash_with_installed_plugins(shl_host_factory):
-    # together with every installed plugin (shl's built-ins included), the names must stay unique
+    # together with every installed plugin (shl's built-ins included), the names must stay unique. If this
+    # package is installed too, its entry point gives way to the copy registered here (same module), so the
+    # module is registered exactly once, under "example-under-test", and a clash would be listed below.
     host = shl_host_factory(extra_plugins=[("example-under-test", shl_plugin_example)])
+    assert [f for f in host.failures if f["plugin"] == "example-under-test"] == []  # it really registered
+    assert host.registry.entry("aggregator", "softmax_max").origin.plugin == "example-under-test"
     assert [c for c in host.registry.conflicts if "example-under-test" in c] == []
 
 
 def test_params_are_validated(host):
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError, match=r"temperature\n  Input should be greater than 0"):
         host.registry.build("aggregator", "softmax_max", {"temperature": 0})
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError, match=r"temprature\n  Extra inputs are not permitted"):
         host.registry.build("aggregator", "softmax_max", {"temprature": 1.0})  # unknown key
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError, match=r"trim\n  Input should be less than 0.5"):
         host.registry.build("steering", "trimmed_mean_diff", {"trim": 0.5})
     assert host.registry.build("schedule", "step", {"at": 2}).params.factor == 0.5
 
@@ -85,9 +90,9 @@ def test_trimmed_mean_diff_keeps_one_pair_and_checks_shapes():
     torch = pytest.importorskip("torch")
     pos, neg = torch.ones(1, 3), torch.zeros(1, 3)
     assert torch.equal(TrimmedMeanDiff(TrimmedMeanDiff.Params(trim=0.49)).fit(pos, neg), torch.ones(3))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"same shape \[n, d\]; got \(2, 3\) and \(3, 3\)"):
         TrimmedMeanDiff().fit(torch.ones(2, 3), torch.ones(3, 3))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="no activation pairs"):
         TrimmedMeanDiff().fit(torch.ones(0, 3), torch.ones(0, 3))
 
 
@@ -114,7 +119,7 @@ def test_softmax_max_between_mean_and_max_and_differentiable():
 
 def test_softmax_max_empty_raises():
     torch = pytest.importorskip("torch")
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="no KL positions"):
         SoftmaxMax().aggregate(torch.zeros(0))
 
 
