@@ -5,9 +5,11 @@
     python benchmarks/main_job.py --seeds 0-1 --rounds 1 # one round of it, two seeds
 
 "after" is the default path: local worker processes (one per core, at most 4), shl's decode loop, evaluation on
-merged adapter weights, the heal's reference log-probs cached per round, shared stages across arms.
+merged adapter weights, the heal's reference log-probs cached per round, length-grouped heal batches, shared
+stages across arms.
 "before" switches off what this release added for speed: one process (in-process executor, all threads),
-transformers' ``generate``, unmerged evaluation, the reference recomputed every epoch. The Rao-Blackwellised
+transformers' ``generate``, unmerged evaluation, the reference recomputed every epoch, random (not
+length-grouped) heal batches. The Rao-Blackwellised
 trait estimate stays on in both (it changes the variance, not the work much).
 
 Prints the total wall time, the run time per stage (summed over runs: with several workers it exceeds the wall
@@ -94,7 +96,7 @@ def main() -> None:
     workers = args.workers
     if args.before:
         switch_off_speedups()
-        overrides.append("heal.ref_cache_mb=0")
+        overrides += ["heal.ref_cache_mb=0", "heal.group_by_length=false"]
         workers = workers or 1
     out = Path(args.out or tempfile.mkdtemp(prefix="shl-main-job-")) / ("before" if args.before else "after")
     t0 = time.perf_counter()
