@@ -19,7 +19,8 @@ Prints, for each pair, the median wall time of each side over --repeats runs and
      (LocalPoolExecutor) with 1 thread each, model loading and process start included;
   9. (--run) one smoke run (2 rounds) with every optimisation off (hf generate, unmerged eval, no reference
      cache) vs on, interleaved.
-Pairs 1-7 are interleaved A/B repetitions (median of --repeats); the ratio is A / B.
+Pairs 1-7 are interleaved A/B repetitions (median of --repeats); the ratio is A / B. Then, on whatever device
+it runs on, the throughput of plain batched generation (generated tokens/s) and of the heal (steps/s).
 Timings are for reading, never for pass/fail tests.
 """
 
@@ -210,15 +211,23 @@ def main() -> None:
         results["smoke run (2 rounds): optimisations off / on"] = run_ratio(args, host)
 
     out = {k: {"numerator_s": a, "denominator_s": b, "ratio": a / b} for k, (a, b) in results.items()}
+    throughput = {}
+    if "generation: steered / plain" in results:
+        tokens = sum(len(c.completion_ids) for c in plain())
+        throughput["generation (plain, batched): generated tokens/s"] = tokens / results["generation: steered / plain"][1]
+    if "heal step: KL barrier / plain SFT" in results:
+        throughput["heal (KL barrier): steps/s"] = 1.0 / results["heal step: KL barrier / plain SFT"][0]
     meta = {"model": loaded.name, "device": args.device, "threads": torch.get_num_threads(),
             "prompts": args.prompts, "new_tokens": args.new_tokens, "repeats": args.repeats}
     if args.json:
-        print(json.dumps({"meta": meta, "results": out}, indent=2))
+        print(json.dumps({"meta": meta, "results": out, "throughput": throughput}, indent=2))
         return
     print(f"model {loaded.name} on {args.device}, {meta['threads']} threads, {args.prompts} prompts x "
           f"{args.new_tokens} new tokens, median of {args.repeats}")
     for k, v in out.items():
         print(f"{k:<72} {v['numerator_s']:8.3f}s / {v['denominator_s']:8.3f}s = {v['ratio']:6.2f}x")
+    for k, v in throughput.items():
+        print(f"{k:<72} {v:10.1f}")
 
 
 TINY_TOY = [
