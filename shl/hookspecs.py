@@ -1,11 +1,15 @@
 """The hooks a plugin implements (pluggy project name ``shl``).
 
 A plugin is a module (or object) exposing functions decorated with ``shl.hookimpl`` (the ``hookimpl`` marker
-defined here, re-exported by the ``shl`` package) and is found through the ``shl`` entry-point group. Registration hooks receive a ``register`` callback; call it once per
-component class. Components are chosen by NAME from YAML, never by pluggy's call order.
+defined here, re-exported by the ``shl`` package) and is found through the ``shl`` entry-point group.
 
-Observer hooks (``shl_run_start``, ``shl_round_end``, ``shl_run_end``) are for trackers and loggers: they
-receive copies of what the engine records and must not change results.
+Registration hooks, one per component family (``shl_register_<family title>``, derived from
+``shl.api.FAMILY_TABLE``), receive a ``register`` callback; call it once per component class. Components are
+chosen by NAME from YAML, never by pluggy's call order.
+
+Observer hooks (``shl_run_start``, ``shl_round_end``, ``shl_run_end``) are for loggers: they receive copies of
+what the engine records and must not change results. Trackers (W&B, MLflow) are a component family instead,
+so that they are switched on by name, not by being installed.
 """
 
 from __future__ import annotations
@@ -14,52 +18,56 @@ from typing import Any, Callable
 
 import pluggy
 
+from .api.families import FAMILY_TABLE, Family
+
 hookspec = pluggy.HookspecMarker("shl")
 hookimpl = pluggy.HookimplMarker("shl")
 
 Register = Callable[[type], None]
 
 
-@hookspec
-def shl_register_steering_methods(register: Register) -> None:
-    """Register steering methods: subclasses of ``shl.api.SteeringMethod`` (fit paired activations -> vector)."""
+def _registration_hookspec(family: Family) -> Callable[..., None]:
+    def spec(register: Register) -> None:
+        pass
+
+    spec.__name__ = spec.__qualname__ = family.hook
+    spec.__module__ = __name__
+    spec.__doc__ = (
+        f"Register {family.title}: subclasses of ``shl.api.{family.base.__name__}`` ({family.purpose}).\n\n"
+        f":param register: call it once per class, ``register(MyClass)``; the class's ``name`` is what YAML uses."
+    )
+    return hookspec(spec)
 
 
-@hookspec
-def shl_register_filters(register: Register) -> None:
-    """Register completion filters: subclasses of ``shl.api.Filter`` (score + keep vote per completion)."""
-
-
-@hookspec
-def shl_register_aggregators(register: Register) -> None:
-    """Register barrier aggregators: subclasses of ``shl.api.Aggregator`` (per-position KL -> scalar D)."""
-
-
-@hookspec
-def shl_register_schedules(register: Register) -> None:
-    """Register lambda schedules: subclasses of ``shl.api.Schedule`` (heal round index -> barrier weight)."""
-
-
-@hookspec
-def shl_register_evaluators(register: Register) -> None:
-    """Register evaluators: subclasses of ``shl.api.Evaluator`` (student -> dict of float metrics)."""
-
-
-@hookspec
-def shl_register_models(register: Register) -> None:
-    """Register model sources: subclasses of ``shl.api.ModelSource`` (-> HF causal LM + tokenizer)."""
+for _family in FAMILY_TABLE:
+    globals()[_family.hook] = _registration_hookspec(_family)
+del _family
 
 
 @hookspec
 def shl_run_start(run_dir: str, config: dict[str, Any]) -> None:
-    """Observer: a run starts. ``config`` is the fully resolved config (a copy)."""
+    """Observer: a run starts.
+
+    :param run_dir: the run's directory.
+    :param config: the fully resolved run config (a copy).
+    """
 
 
 @hookspec
-def shl_round_end(run_dir: str, round: int, metrics: dict[str, Any]) -> None:
-    """Observer: a heal round ended; ``metrics`` is the row written to metrics.jsonl (a copy)."""
+def shl_round_end(run_dir: str, round_index: int, metrics: dict[str, Any]) -> None:
+    """Observer: a heal round ended (round 0 is the evaluation before any heal).
+
+    :param run_dir: the run's directory.
+    :param round_index: the round the row belongs to (``metrics["round"]``).
+    :param metrics: the row written to metrics.jsonl (a copy).
+    """
 
 
 @hookspec
 def shl_run_end(run_dir: str, status: str, message: str) -> None:
-    """Observer: a run ended with ``status`` (complete, stopped, starved, failed)."""
+    """Observer: a run ended.
+
+    :param run_dir: the run's directory.
+    :param status: complete, stopped, starved, failed or nan.
+    :param message: the reason, for a run that did not complete ("" or a summary otherwise).
+    """

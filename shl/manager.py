@@ -18,19 +18,11 @@ from typing import Any, Iterable
 import pluggy
 
 from . import hookspecs
+from .api import REGISTRATION_HOOKS
 from .registry import Origin, Registry
 
 ENTRY_POINT_GROUP = "shl"
 DISABLE_ENV = "SHL_DISABLE_PLUGINS"
-
-REGISTRATION_HOOKS = (
-    "shl_register_steering_methods",
-    "shl_register_filters",
-    "shl_register_aggregators",
-    "shl_register_schedules",
-    "shl_register_evaluators",
-    "shl_register_models",
-)
 
 log = logging.getLogger("shl.plugins")
 

@@ -119,7 +119,7 @@ class Run:
         if self.store is not None:
             self.store.append_metrics(row)
             self.store.append_timings(timing)
-            self._observe("shl_round_end", round=row["round"], metrics=dict(row))
+            self._observe("shl_round_end", round_index=row["round"], metrics=dict(row))
 
     def _say_once(self, key: str, line: str) -> None:
         """Log ``line`` the first time ``key`` comes up in this run (a per-round condition said once)."""

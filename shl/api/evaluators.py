@@ -1,0 +1,63 @@
+"""Evaluators: measure the current student and return float metrics."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Sequence
+
+from .component import Component
+from .filters import Completion, Scorer
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .data import SteeringData
+
+
+@dataclass
+class EvalContext:
+    """What an evaluator may use to measure the current student.
+
+    ``generate(users, n=1, system=..., model="student")`` samples completions, batched, deterministic for the
+    run's seed. ``model="student"`` is the model in its CURRENT state (the engine turns steering on for the
+    "steered" point and off otherwise); ``model="base"`` is the base model (adapters and steering off).
+    ``system`` defaults to the data's neutral system prompt (pass a persona's system prompt to condition).
+    ``cache`` is a dict private to this evaluator that persists across the run's evaluations (e.g. for base
+    model completions, which do not change between rounds).
+    ``render(user, system)`` returns the token ids of a rendered chat prompt (ending at the assistant turn), to
+    build ``Completion`` objects for the scorer.
+    ``scorer`` scores under "base" or "student" (the current state: steered at the steered point, like
+    ``generate``); ``scorer.token_probs`` gives the probabilities ``generate`` sampled each token from.
+    ``generate`` samples at temperature 1, top-p 1; its seeds depend on the run seed, the evaluator's name, the
+    model and the call number only (not on the round or the arm), so every arm and round of a seed is evaluated
+    on the same prompts with the same random numbers (common random numbers). ``seed`` is a per-(run seed,
+    evaluator) integer (the same every round) for any extra randomness. ``tokenizer`` and ``data`` are the
+    run's. Append a few completions worth reading to ``samples`` (dicts with at least "user" and "text"); the
+    engine stores them with the round.
+    """
+
+    generate: Callable[..., list[Completion]]
+    render: Callable[[str, "str | None"], list[int]]
+    scorer: Scorer
+    tokenizer: Any
+    data: SteeringData
+    seed: int
+    round: int
+    samples: list[dict[str, Any]] = field(default_factory=list)
+    cache: dict[str, Any] = field(default_factory=dict)
+
+
+class Evaluator(Component):
+    """Measures the student. ``evaluate(ctx)`` returns a flat dict of float metrics.
+
+    Key names are global: two evaluators in one config must not return the same key. The canonical keys are
+    ``trait`` (higher = more of the positive persona) and ``coherence`` (higher = more coherent). Keys ending
+    in ``_se`` are standard errors.
+    """
+
+    family: ClassVar[str] = "evaluator"
+    metrics: ClassVar[tuple[str, ...] | None] = None
+    """The metric keys ``evaluate()`` returns (``_se`` keys may be listed or are implied by their metric), so a
+    comparison on a metric no evaluator produces is rejected before anything runs. None = undeclared, not
+    checked."""
+
+    def evaluate(self, ctx: EvalContext) -> dict[str, float]:
+        raise NotImplementedError
