@@ -6,6 +6,8 @@ side by side with ``cores // N`` threads each finish sooner than the same runs o
 - Workers are started with the ``spawn`` method; each gets ``OMP_NUM_THREADS`` (and MKL/OpenBLAS) = cores // N in
   its environment before its interpreter starts, and sets ``torch.set_num_threads`` to the same.
 - Results reach ``on_result`` in completion order; progress messages are forwarded to ``progress(label, stage)``.
+  Each worker sends them over its OWN pipe: a queue shared by the workers has one write lock, and a worker
+  killed while holding it would block every other worker's messages forever.
 - A worker that dies (killed, out of memory) fails the task it held, naming the exit code and the last stage it
   reported (there is no traceback to give); a replacement worker is started for the remaining tasks. Ctrl-C, an
   exception in a callback, or ``close()`` terminates the workers.
@@ -19,7 +21,6 @@ from __future__ import annotations
 
 import json
 import os
-import queue as queue_mod
 import time
 import traceback
 from contextlib import contextmanager
@@ -48,7 +49,8 @@ def share_group(task: RunTask) -> str | None:
 
 
 def _worker(wid: int, threads: int, inbox: Any, outbox: Any) -> None:
-    """Worker process: run tasks from ``inbox`` until None; report progress and results to ``outbox``."""
+    """Worker process: run tasks from ``inbox`` until None; report progress and results on ``outbox``, the
+    sending end of a pipe only this worker writes to."""
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's: it terminates the workers
@@ -69,13 +71,13 @@ def _worker(wid: int, threads: int, inbox: Any, outbox: Any) -> None:
         index, task = item
         try:
             def progress(stage: str, _i: int = index) -> None:
-                outbox.put(("progress", wid, _i, stage))
+                outbox.send(("progress", wid, _i, stage))
 
             result = execute_task(task, progress)
         except BaseException as exc:  # execute_task never raises; anything here is a worker-level failure
             result = RunResult("failed", " ".join(f"worker error: {type(exc).__name__}: {exc}".split()),
                                traceback=traceback.format_exc())
-        outbox.put(("result", wid, index, result))
+        outbox.send(("result", wid, index, result))
 
 
 @contextmanager
@@ -107,20 +109,24 @@ class LocalPoolExecutor(Executor):
         self.poll_s = poll_s
         self._procs: dict[int, Any] = {}
         self._inboxes: dict[int, Any] = {}
+        self._outboxes: dict[int, Any] = {}  # worker id -> the receiving end of its pipe
         self._next_wid = 0
         self._running: dict[int, int] = {}
         self._heard: set[int] = set()  # workers that sent anything (a worker that dies silently died at start)
         self._last_stage: dict[int, str] = {}  # task index -> the last stage its worker reported
 
     # ------------------------------------------------------------------ processes
-    def _start(self, ctx: Any, wid: int, outbox: Any) -> None:
+    def _start(self, ctx: Any, wid: int) -> None:
         inbox = ctx.Queue()
-        proc = ctx.Process(target=_worker, args=(wid, self.threads, inbox, outbox), name=f"shl-worker-{wid}",
+        receiver, sender = ctx.Pipe(duplex=False)
+        proc = ctx.Process(target=_worker, args=(wid, self.threads, inbox, sender), name=f"shl-worker-{wid}",
                            daemon=True)
         with _thread_env(self.threads):
             proc.start()
+        sender.close()  # the worker holds the only sending end: its death reads as end of file here
         self._procs[wid] = proc
         self._inboxes[wid] = inbox
+        self._outboxes[wid] = receiver
 
     def _stop_all(self, graceful: bool) -> None:
         if graceful:
@@ -146,8 +152,11 @@ class LocalPoolExecutor(Executor):
                 inbox.close()
             except Exception:
                 pass
+        for receiver in self._outboxes.values():
+            receiver.close()
         self._procs.clear()
         self._inboxes.clear()
+        self._outboxes.clear()
 
     # ------------------------------------------------------------------ scheduling
     def run(
@@ -162,7 +171,6 @@ class LocalPoolExecutor(Executor):
         if not tasks:
             return
         ctx = mp.get_context("spawn")
-        outbox = ctx.Queue()
         # leader/follower dependencies over shared-stage groups
         leader_of: dict[str, int] = {}
         waits_for: dict[int, int] = {}
@@ -190,7 +198,7 @@ class LocalPoolExecutor(Executor):
             while pending or running:
                 # as many workers as there is work for (replacing any that died)
                 while len(self._procs) < min(self.workers, len(pending) + len(running)):
-                    self._start(ctx, self._next_wid, outbox)
+                    self._start(ctx, self._next_wid)
                     self._next_wid += 1
                 # dispatch: ready leaders first (they unblock followers), then other ready tasks, in task order
                 for wid in [w for w in self._procs if w not in running]:
@@ -203,44 +211,57 @@ class LocalPoolExecutor(Executor):
                     self._inboxes[wid].put((pick, tasks[pick]))
                 if not running:  # cannot happen: a follower's leader is pending, running or finished
                     raise RuntimeError("local executor: tasks wait for leaders that never run")
-                try:
-                    kind, wid, index, payload = outbox.get(timeout=self.poll_s)
-                except queue_mod.Empty:
-                    self._reap(outbox, running, report)
+                messages = self._receive(self.poll_s)
+                if not messages:
+                    self._reap(running, report)
                     continue
-                self._heard.add(wid)
-                if kind == "progress":
-                    self._last_stage[index] = payload
-                    if progress is not None:
-                        progress(tasks[index].label, payload)
-                elif running.get(wid) == index:
-                    del running[wid]
-                    report(index, payload)
+                for kind, wid, index, payload in messages:
+                    self._heard.add(wid)
+                    if kind == "progress":
+                        self._last_stage[index] = payload
+                        if progress is not None:
+                            progress(tasks[index].label, payload)
+                    elif running.get(wid) == index:
+                        del running[wid]
+                        report(index, payload)
             clean = True
         finally:
             self._stop_all(graceful=clean)
-            try:
-                outbox.cancel_join_thread()
-                outbox.close()
-            except Exception:
-                pass
 
-    def _reap(self, outbox: Any, running: dict[int, int], report: Callable[[int, RunResult], None]) -> None:
+    def _receive(self, timeout: float, wids: Sequence[int] | None = None) -> list[tuple[Any, ...]]:
+        """The messages waiting on the workers' pipes (all workers, or ``wids``), after waiting up to ``timeout``
+        for one. A pipe at end of file (its worker died) is dropped; ``_reap`` then fails the worker's task."""
+        from multiprocessing.connection import wait
+
+        pipes = {self._outboxes[w]: w for w in (self._outboxes if wids is None else wids) if w in self._outboxes}
+        messages = []
+        for receiver in wait(list(pipes), timeout=timeout) if pipes else []:
+            while True:
+                try:
+                    if not receiver.poll():
+                        break
+                    messages.append(receiver.recv())
+                except (EOFError, OSError):
+                    self._outboxes.pop(pipes[receiver], None)
+                    receiver.close()
+                    break
+        return messages
+
+    def _reap(self, running: dict[int, int], report: Callable[[int, RunResult], None]) -> None:
         """Fail the task of every worker that died (after taking any result it sent just before dying)."""
         dead = [wid for wid, proc in self._procs.items() if not proc.is_alive()]
         if not dead:
             return
-        while True:  # results already in the queue win over "died"
-            try:
-                kind, wid, index, payload = outbox.get(timeout=0.2)
-            except queue_mod.Empty:
-                break
+        for kind, wid, index, payload in self._receive(0.0, dead):  # a result sent before dying wins
             if kind == "result" and running.get(wid) == index:
                 del running[wid]
                 report(index, payload)
         for wid in dead:
             code = self._procs.pop(wid).exitcode
             self._inboxes.pop(wid, None)
+            receiver = self._outboxes.pop(wid, None)
+            if receiver is not None:
+                receiver.close()
             index = running.pop(wid, None)
             if index is not None:
                 hint = "" if wid in self._heard else (
