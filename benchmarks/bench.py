@@ -78,7 +78,10 @@ def main() -> None:
     from shl.engine.chat import render_prompt
     from shl.engine.extract import extract_pairs
     from shl.engine.generate import clean_generation_config, generate
-    from shl.engine.heal import HealSettings, batch_tensors, heal_round
+    from shl.config.models import HealConfig
+    from shl.config.slots import model_source
+    from shl.engine.heal import heal_round
+    from shl.engine.heal_batches import batch_tensors
     from shl.engine.layers import decoder_layers, resolve_layers
     from shl.engine.scoring import completion_logprobs
     from shl.engine.steering import Steerer
@@ -89,13 +92,8 @@ def main() -> None:
         torch.set_flush_denormal(True)
     host = get_host()
     cfg = load_run_config(None, [f"model.name={args.model}", f"device={args.device}"], host.registry)
-    from shl.config.loading import model_source_name
-
-    src = model_source_name(host.registry, cfg.model.name)
-    params = dict(cfg.model.params)
-    if src == "hf":
-        params["name_or_path"] = cfg.model.name
-    loaded = host.registry.build("model", src, params).load(args.device, cfg.dtype)
+    src = model_source(host.registry, cfg.model)
+    loaded = host.registry.build("model", src.name, src.params).load(args.device, cfg.dtype)
     model, tok = loaded.model, loaded.tokenizer
     tok.padding_side = "left"
     if tok.pad_token_id is None:
@@ -141,9 +139,9 @@ def main() -> None:
     stack.fold()
     params = stack.new_round()
     agg = host.registry.build("aggregator", "rmse")
-    base = dict(reference="prev", level="sequence", lam=1.0, tau=0.0, spectral=0.0, weight_decay=0.0, epochs=1,
-                lr=1e-4, batch_size=len(comps[:16]), max_grad_norm=1.0)
-    barrier = HealSettings(regulariser="kl_rev", **base)
+    base = dict(barrier={"reference": "prev", "level": "sequence", "tau": 0.0}, lam=1.0, spectral=0.0,
+                weight_decay=0.0, epochs=1, lr=1e-4, batch_size=len(comps[:16]), max_grad_norm=1.0)
+    barrier = HealConfig(regulariser="kl_rev", **base)
     batch = comps[:16]
     opt = torch.optim.AdamW(params, lr=1e-4)
 
@@ -166,9 +164,9 @@ def main() -> None:
     many = comps[:48]
     three = dict(base, epochs=3, batch_size=16)
     results["heal (3 epochs): ref recomputed / ref cached"] = paired(
-        lambda: heal_round(stack, tok, many, HealSettings(regulariser="kl_rev", ref_cache_mb=0, **three), agg,
+        lambda: heal_round(stack, tok, many, HealConfig(regulariser="kl_rev", ref_cache_mb=0, **three), agg,
                            params, 0, 1),
-        lambda: heal_round(stack, tok, many, HealSettings(regulariser="kl_rev", ref_cache_mb=1024, **three), agg,
+        lambda: heal_round(stack, tok, many, HealConfig(regulariser="kl_rev", ref_cache_mb=1024, **three), agg,
                            params, 0, 1),
         args.repeats,
     )
@@ -290,20 +288,18 @@ def pool_ratio(args) -> tuple[float, float]:
 
 def run_ratio(args, host) -> tuple[float, float]:
     """One smoke run (2 rounds), in process: hf generate + unmerged eval + reference recomputed vs shl's paths."""
-    import dataclasses
-
     from shl.config import load_run_config
-    from shl.engine import adapters, loop
+    from shl.engine import adapters, heal_step, loop
     from shl.engine import generate as gen_mod
 
     cfg = load_run_config("experiments/smoke.yaml", ["device=" + args.device, "loop.rounds=2"], host.registry)
-    orig_heal = loop.heal_round
+    orig_heal = heal_step.heal_round
 
     def configure(on: bool):
         gen_mod.GENERATE_IMPL = "fast" if on else "hf"
         adapters.MERGE_FOR_EVAL = on
-        loop.heal_round = lambda stack, tok, kept, settings, *a, **k: orig_heal(
-            stack, tok, kept, dataclasses.replace(settings, ref_cache_mb=1024 if on else 0), *a, **k)
+        heal_step.heal_round = lambda stack, tok, kept, heal, *a, **k: orig_heal(
+            stack, tok, kept, heal.model_copy(update={"ref_cache_mb": 1024 if on else 0}), *a, **k)
 
     def one(on: bool):
         configure(on)
@@ -311,7 +307,7 @@ def run_ratio(args, host) -> tuple[float, float]:
             loop.Run(cfg, host).execute()
         finally:
             configure(True)
-            loop.heal_round = orig_heal
+            heal_step.heal_round = orig_heal
 
     off_t, on_t = [], []
     for _ in range(max(1, args.repeats // 2)):

@@ -67,7 +67,7 @@ def setup(vocab: int, hidden: int, layers: int, batch: int, prompt_len: int, com
     from shl import api
     from shl.config.models import LoraConfig
     from shl.engine.adapters import AdapterStack
-    from shl.engine.heal import HealSettings
+    from shl.config.models import HealConfig
     from transformers import AutoModelForCausalLM
 
     torch.manual_seed(0)
@@ -88,16 +88,18 @@ def setup(vocab: int, hidden: int, layers: int, batch: int, prompt_len: int, com
         ids = torch.randint(3, vocab, (n, lp + lc), generator=g).tolist()
         return [api.Completion(user="u", prompt_ids=r[:lp], completion_ids=r[lp:], text="") for r in ids]
 
-    settings = HealSettings(regulariser="kl_rev", reference="prev", level="sequence", lam=1.0, tau=0.0, spectral=0.0,
-                            weight_decay=0.0, epochs=1, lr=1e-4, batch_size=batch, max_grad_norm=1.0,
-                            chunk_positions=chunk)
+    settings = HealConfig(regulariser="kl_rev", barrier={"reference": "prev", "level": "sequence", "tau": 0.0},
+                          lam=1.0, spectral=0.0, weight_decay=0.0, epochs=1, lr=1e-4, batch_size=batch,
+                          max_grad_norm=1.0, chunk_positions=chunk)
     return tok, stack, params, comps(batch, prompt_len, completion_len), comps(1, 4, 4), settings
 
 
 def step_fns(tok, stack, params, settings, device: str = "cpu"):
     import torch
 
-    from shl.engine.heal import aggregate_barrier, batch_tensors, divergence, heal_round
+    from shl.engine.barrier import aggregate_barrier, divergence
+    from shl.engine.heal import heal_round
+    from shl.engine.heal_batches import batch_tensors
     from shl.manager import get_host
 
     agg = get_host().registry.build("aggregator", "rmse")

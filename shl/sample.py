@@ -7,12 +7,12 @@ round K's metrics row (``coeff``). Same prompts and sampling seed for both; the 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .errors import ShlError
+from .store import read_meta
 
 
 @dataclass
@@ -24,13 +24,9 @@ class SampleRow:
 
 def _prompts(student: Any, prompt: str | None, n: int, seed: int) -> tuple[list[str], str | None]:
     from .data import load_data
-    from .engine.seeds import sample_indices
+    from .engine.seeds import Stream, sample_indices
 
-    meta: dict[str, Any] = {}
-    try:
-        meta = json.loads((student.run_dir / "meta.json").read_text())
-    except (OSError, ValueError):
-        pass
+    meta = read_meta(student.run_dir)
     root = Path(meta["config_file"]).parent if meta.get("config_file") else None
     data = None
     if student.cfg.data is not None:
@@ -45,7 +41,7 @@ def _prompts(student: Any, prompt: str | None, n: int, seed: int) -> tuple[list[
     if prompt is not None:
         return [prompt], system
     pool = list(getattr(data, "eval_prompts", None) or data.prompts)
-    idx = sample_indices(len(pool), min(n, len(pool)), seed, "shl-sample")
+    idx = sample_indices(len(pool), min(n, len(pool)), seed, Stream.SHL_SAMPLE)
     return [pool[i] for i in idx], system
 
 
@@ -62,8 +58,6 @@ def _load_vectors(run_dir: Path, round_index: int, device: Any) -> dict[int, Any
 def sample(run_dir: str | Path, round: int | None = None, steered: bool = False, prompt: str | None = None,
            n: int = 4, seed: int = 0, max_new_tokens: int | None = None, device: str = "cpu") -> tuple[Any, list[SampleRow], float | None]:
     """(student, rows, steering coefficient or None)."""
-    import torch
-
     from .engine.chat import render_prompt
     from .engine.generate import clean_generation_config, generate
     from .engine.steering import Steerer
@@ -82,7 +76,6 @@ def sample(run_dir: str | Path, round: int | None = None, steered: bool = False,
     cfg = student.cfg
     gen = dict(max_new_tokens=max_new_tokens or cfg.eval.max_new_tokens, temperature=cfg.generate.temperature,
                top_p=cfg.generate.top_p, batch_size=cfg.eval.batch_size, seed=seed)
-    torch.manual_seed(seed)
     comps = generate(student.model, tok, prompts, **gen)
     rows = [SampleRow(c.user, c.text) for c in comps]
     coeff = None

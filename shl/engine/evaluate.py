@@ -11,7 +11,7 @@ from ..errors import RunError
 from .adapters import merged_student
 from .chat import render_prompt
 from .generate import generate
-from .seeds import derive_seed
+from .seeds import Stream, derive_seed
 
 # What ``EvalContext.generate`` samples with; ``Scorer.token_probs`` defaults to the same transform.
 EVAL_TEMPERATURE = 1.0
@@ -59,7 +59,7 @@ def evaluate(
             prompts = [(u, render_prompt(tokenizer, u, sys_prompt)) for u in users for _ in range(n)]
             calls[0] += 1
             kwargs = dict(max_new_tokens=max_new_tokens, batch_size=batch_size, temperature=EVAL_TEMPERATURE,
-                          top_p=EVAL_TOP_P, seed=derive_seed(seed, "eval", _name, model, calls[0]))
+                          top_p=EVAL_TOP_P, seed=derive_seed(seed, Stream.EVAL, _name, model, calls[0]))
             if model == "base":
                 with stack.disabled() as base, (steerer.paused() if steerer is not None else nullcontext()):
                     return generate(base, tokenizer, prompts, **kwargs)
@@ -71,7 +71,7 @@ def evaluate(
             scorer=scorer,
             tokenizer=tokenizer,
             data=data,
-            seed=derive_seed(seed, "eval", name),
+            seed=derive_seed(seed, Stream.EVAL, name),
             round=round,
             cache=caches.setdefault(name, {}) if caches is not None else {},
         )

@@ -7,7 +7,7 @@ from typing import Any, Sequence
 from ..api import Completion
 from .batching import left_pad, length_batches, pad_id
 from .chat import stop_token_ids
-from .seeds import derive_seed
+from .seeds import Stream, seeded_global_rng, torch_generator
 
 
 GENERATE_IMPL = "fast"  # the default of generate(impl=None); benchmarks flip it to "hf" to compare
@@ -60,9 +60,11 @@ def generate(
 ) -> list[Completion]:
     """Sample one completion per ``(user, prompt_ids)``; deterministic for ``seed`` on CPU.
 
-    ``impl="fast"`` (default) is shl's own decode loop (:func:`sample_batch`): a preallocated KV cache and finished
-    rows dropped from the forward. ``impl="hf"`` calls ``model.generate`` (kept for comparison: it draws the same
-    random numbers, see :func:`sample_batch`)."""
+    Batch b draws from the stream ``Stream.BATCH`` (b) under ``seed``. ``impl="fast"`` (default) is shl's own
+    decode loop (:func:`sample_batch`): a preallocated KV cache and finished rows dropped from the forward; it
+    samples with a ``torch.Generator`` on the model's device. ``impl="hf"`` calls ``model.generate`` (kept for
+    comparison: it draws the same random numbers, see :func:`sample_batch`), which samples from torch's global
+    RNG only, so that RNG is seeded from the same stream for the call and restored after it."""
     import torch
 
     impl = impl or GENERATE_IMPL
@@ -74,28 +76,29 @@ def generate(
     out: list[Completion | None] = [None] * len(prompts)
     for b, idx in enumerate(length_batches([len(p[1]) for p in prompts], batch_size)):
         ids, mask = left_pad([prompts[i][1] for i in idx], pid, device)
-        torch.manual_seed(derive_seed(seed, "batch", b))
         if steerer is not None:
             steerer.prefill_mask = mask
         try:
             with torch.no_grad():
                 if impl == "fast":
+                    gen = torch_generator(seed, Stream.BATCH, b, device=device)
                     new = sample_batch(model, ids, mask, max_new_tokens=max_new_tokens, temperature=temperature,
-                                       top_p=top_p, pad_id=pid, stops=stops, steerer=steerer)
+                                       top_p=top_p, pad_id=pid, stops=stops, steerer=steerer, generator=gen)
                 else:
-                    gen = model.generate(
-                        input_ids=ids,
-                        attention_mask=mask,
-                        do_sample=True,
-                        temperature=temperature,
-                        top_p=top_p,
-                        top_k=0,
-                        repetition_penalty=1.0,
-                        max_new_tokens=max_new_tokens,
-                        pad_token_id=pid,
-                        eos_token_id=sorted(stops),
-                    )
-                    new = gen[:, ids.shape[1]:].tolist()
+                    with seeded_global_rng(device, seed, Stream.BATCH, b):
+                        hf_out = model.generate(
+                            input_ids=ids,
+                            attention_mask=mask,
+                            do_sample=True,
+                            temperature=temperature,
+                            top_p=top_p,
+                            top_k=0,
+                            repetition_penalty=1.0,
+                            max_new_tokens=max_new_tokens,
+                            pad_token_id=pid,
+                            eos_token_id=sorted(stops),
+                        )
+                    new = hf_out[:, ids.shape[1]:].tolist()
         finally:
             if steerer is not None:
                 steerer.prefill_mask = None
@@ -216,6 +219,7 @@ def sample_batch(
     stops: set[int],
     steerer: Any = None,
     compact: float = 0.125,
+    generator: Any = None,
 ) -> list[list[int]]:
     """Sample continuations of a left-padded batch; returns the new tokens per row (pad after a stop token).
 
@@ -227,6 +231,8 @@ def sample_batch(
     and once at least ``compact`` of the running rows have finished, the finished rows leave the forward (the
     cache is compacted). A row's logits then come from a smaller batch, which on some BLAS back ends is not
     bitwise the same product; on CPU here it is (tests compare the token streams with ``model.generate``).
+    ``generator``: the ``torch.Generator`` (on the batch's device) to sample from; a generator seeded with s draws
+    the numbers the global RNG draws after ``torch.manual_seed(s)``, which is what ``model.generate`` uses.
     """
     import inspect
 
@@ -263,7 +269,7 @@ def sample_batch(
         for w in warpers:
             logits = w(None, logits)
         probs = torch.nn.functional.softmax(logits, dim=-1)
-        nxt = torch.multinomial(probs, num_samples=1).squeeze(1)
+        nxt = torch.multinomial(probs, num_samples=1, generator=generator).squeeze(1)
         nxt = torch.where(unfinished, nxt, torch.full_like(nxt, pad_id))
         out[:, step] = nxt
         steps = step + 1

@@ -6,8 +6,10 @@ small class: ``submit`` every task, then report each result through ``on_result`
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence
+
+from ..engine.result import RunResult
 
 
 @dataclass
@@ -20,20 +22,7 @@ class RunTask:
     data_root: str | None = None
     label: str = ""
     shared_dir: str | None = None  # stage cache shared by runs whose early stages read identical inputs
-
-
-@dataclass
-class RunResult:
-    """The outcome of one task: ``status`` (complete, stopped, starved, failed, nan), a one-line ``message`` (the
-    reason, for a run that did not finish), the heal rounds done, the metrics rows, and for a failed run the
-    ``traceback`` (or, where none exists, e.g. a worker process that died, a line saying why), which the runner
-    writes to FAILED.json when the worker could not."""
-
-    status: str
-    message: str
-    rounds: int = 0
-    metrics: list[dict[str, Any]] = field(default_factory=list)
-    traceback: str = ""
+    trackers: Any = None  # a shl.tracking.TrackerPlan: the trackers the run is mirrored to (W&B, MLflow)
 
 
 class Executor:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import traceback
 from pathlib import Path
 from typing import Callable
 
-from ..store import FAILED, TERMINAL, RunStore
+from ..store import RunStore
 from .base import RunResult, RunTask
 
 
@@ -20,6 +19,7 @@ def execute_task(task: RunTask, progress: Callable[[str], None] | None = None, h
     from ..config.models import RunConfig
     from ..engine.loop import Run
     from ..manager import get_host
+    from ..tracking import RunTracking
 
     store = RunStore(task.run_dir)
     store.reset()
@@ -28,9 +28,8 @@ def execute_task(task: RunTask, progress: Callable[[str], None] | None = None, h
         cfg = RunConfig.model_validate(task.config)
         run = Run(cfg, host, store, progress=progress, data_root=Path(task.data_root) if task.data_root else None,
                   meta=task.meta, shared_dir=task.shared_dir)
-        outcome = run.execute()
-        tb = "" if outcome.status in TERMINAL else _stored_traceback(store)
-        return RunResult(outcome.status, outcome.message, outcome.rounds, outcome.metrics, tb)
+        with RunTracking(task.trackers, host, task.run_dir, task.meta) as tracking:
+            return tracking.finished(run.execute())
     except (Exception, SystemExit) as exc:
         message = " ".join(f"{type(exc).__name__}: {exc}".split())
         tb = traceback.format_exc()
@@ -41,12 +40,3 @@ def execute_task(task: RunTask, progress: Callable[[str], None] | None = None, h
             pass
         return RunResult("failed", message, traceback=tb)
 
-
-def _stored_traceback(store: RunStore) -> str:
-    """The traceback the run wrote to its FAILED.json ("" when there is none)."""
-    try:
-        record = json.loads((store.dir / FAILED).read_text())
-    except (OSError, ValueError):
-        return ""
-    tb = record.get("traceback") if isinstance(record, dict) else None
-    return tb if isinstance(tb, str) else ""

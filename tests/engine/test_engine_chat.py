@@ -6,7 +6,7 @@ import torch
 
 from shl import api
 from shl.engine.chat import encode_completion, end_of_turn_ids, render_prompt, render_text, stop_token_ids
-from shl.engine.heal import batch_tensors
+from shl.engine.heal_batches import batch_tensors
 from shl.engine.scoring import completion_logprobs
 
 

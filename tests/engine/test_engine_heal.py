@@ -11,15 +11,19 @@ from shl import api
 from shl.config.models import LoraConfig
 from shl.engine.adapters import AdapterStack
 from shl.engine.chat import encode_completion, end_of_turn_ids, render_prompt
-from shl.engine.heal import HealSettings, aggregate_barrier, batch_tensors, divergence, heal_round
+from shl.engine.barrier import aggregate_barrier, divergence
+from shl.engine.heal import heal_round
+from shl.engine.heal_batches import batch_tensors
 from shl.errors import RunError
 
+from heal_config import heal_config
 
-def settings(**kw) -> HealSettings:
+
+def settings(**kw):
     base = dict(regulariser="kl_rev", reference="prev", level="sequence", lam=1.0, tau=0.0, spectral=0.0,
                 weight_decay=0.0, epochs=1, lr=1e-2, batch_size=64, max_grad_norm=1.0)
     base.update(kw)
-    return HealSettings(**base)
+    return heal_config(**base)
 
 
 def completions(tok, n: int = 6) -> list[api.Completion]:
@@ -210,7 +214,7 @@ def test_kl_is_float32_with_a_bfloat16_model(load):
 
 
 def test_spectral_penalty_is_the_squared_spectral_norm():
-    from shl.engine.heal import spectral_penalty
+    from shl.engine.barrier import spectral_penalty
 
     g = torch.Generator().manual_seed(0)
     a, b = torch.randn(3, 10, generator=g), torch.randn(7, 3, generator=g)
@@ -231,7 +235,7 @@ def test_spectral_penalty_is_the_squared_spectral_norm():
 
 def test_spectral_penalty_at_b_zero_has_a_finite_zero_gradient():
     """Every round starts at B = 0: the penalty must not turn the first step's gradient into NaN."""
-    from shl.engine.heal import spectral_penalty
+    from shl.engine.barrier import spectral_penalty
 
     a = torch.randn(4, 9, generator=torch.Generator().manual_seed(1)).requires_grad_(True)
     b = torch.zeros(6, 4, requires_grad=True)

@@ -8,10 +8,12 @@ import torch
 
 from shl import api
 from shl.config.models import LoraConfig
-from shl.engine import heal as heal_mod
+from shl.engine import reference as reference_mod
 from shl.engine.adapters import AdapterStack
 from shl.engine.chat import encode_completion, render_prompt
-from shl.engine.heal import HealSettings, heal_round
+from shl.engine.heal import heal_round
+
+from heal_config import heal_config
 
 TEXTS = ["I think that the plan is good.", "We know what we should do next.", "Thank you for asking.",
          "The doctor said why the rules matter.", "Hello! How are you today?", "Care, compassion, comfort."]
@@ -29,11 +31,11 @@ class RecordingMean(api.Aggregator):
         return kl.mean()
 
 
-def settings(**kw) -> HealSettings:
+def settings(**kw):
     base = dict(regulariser="kl_rev", reference="prev", level="sequence", lam=1.0, tau=0.0, spectral=0.0,
                 weight_decay=0.0, epochs=2, lr=0.0, batch_size=2, max_grad_norm=1e9)
     base.update(kw)
-    return HealSettings(**base)
+    return heal_config(**base)
 
 
 def _round1_stack(load):
@@ -58,13 +60,13 @@ def _run(load, monkeypatch, cache_mb: int, **kw):
     """heal_round with lr=0 (parameters fixed): per-step gradients, stats, and the number of reference forwards."""
     tok, stack, params = _round1_stack(load)
     calls = [0]
-    real = heal_mod.reference_logprobs
+    real = reference_mod.reference_logprobs
 
     def counting(*a, **k):
         calls[0] += 1
         return real(*a, **k)
 
-    monkeypatch.setattr(heal_mod, "reference_logprobs", counting)
+    monkeypatch.setattr(reference_mod, "reference_logprobs", counting)
     grads, owners = [], []
 
     def progress(epoch, step, steps):
@@ -95,7 +97,7 @@ def test_cached_reference_gives_the_same_losses_and_gradients(load, monkeypatch,
 
 
 def test_a_reference_over_the_budget_is_recomputed_every_epoch(load, monkeypatch):
-    monkeypatch.setattr(heal_mod, "_vocab_size", lambda model: 10**9)
+    monkeypatch.setattr(reference_mod, "_vocab_size", lambda model: 10**9)
     _, _, _, calls = _run(load, monkeypatch, 1)
     assert calls == 6
 

@@ -12,18 +12,16 @@ from shl.config.models import HealConfig, LoraConfig
 from shl.engine import lmhead
 from shl.engine.adapters import AdapterStack
 from shl.engine.chat import encode_completion, render_prompt
-from shl.engine.heal import (
-    HealSettings,
-    aggregate_barrier,
-    batch_tensors,
-    checkpointed_layers,
-    completion_terms,
-    divergence,
-    heal_round,
-    reference_logprobs,
-)
+from shl.engine.barrier import aggregate_barrier, divergence
+from shl.engine.checkpointing import checkpointed_layers
+from shl.engine.completion_terms import completion_terms
+from shl.engine.heal import heal_round
+from shl.engine.heal_batches import batch_tensors
+from shl.engine.reference import reference_logprobs
 from shl.engine.scoring import completion_logprobs, completion_token_probs
 from shl.engine.generate import sampling_probs
+
+from heal_config import heal_config
 
 TEXTS = ["I think that the plan is good.", "We know what we should do next.", "Thank you for asking.",
          "The doctor said why the rules matter.", "Hello! How are you today?", "Care, compassion, comfort."]
@@ -136,8 +134,8 @@ def _heal_grads(load, **kw):
     def progress(epoch, step, steps):
         seen.append([p.grad.detach().clone() for p in params])
 
-    s = HealSettings(regulariser="kl_rev", reference="prev", level="sequence", lam=1.0, tau=0.0, spectral=0.0,
-                     weight_decay=0.0, epochs=2, lr=0.0, batch_size=2, max_grad_norm=1e9, **kw)
+    s = heal_config(regulariser="kl_rev", reference="prev", level="sequence", lam=1.0, tau=0.0, spectral=0.0,
+                    weight_decay=0.0, epochs=2, lr=0.0, batch_size=2, max_grad_norm=1e9, **kw)
     stats = heal_round(stack, tok, completions(tok, 4), s, Rmse(), params, 0, 1, progress=progress)
     return stats, seen
 

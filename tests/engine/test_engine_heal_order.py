@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import dataclasses
 import random
 
 from shl.api import Completion
-from shl.engine.heal import HealSettings, epoch_order
+from shl.config.models import HealConfig
+from shl.engine.heal_batches import epoch_order
 
-SETTINGS = HealSettings(regulariser="kl_rev", reference="prev", level="sequence", lam=1.0, tau=0.0, spectral=0.0,
-                        weight_decay=0.0, epochs=3, lr=1e-3, batch_size=8, max_grad_norm=1.0)
+SETTINGS = HealConfig(regulariser="kl_rev", lam=1.0, spectral=0.0, weight_decay=0.0, epochs=3, lr=1e-3, batch_size=8,
+                      max_grad_norm=1.0)
 
 
 def completions(n: int = 100) -> list[Completion]:
@@ -25,7 +25,7 @@ def real_share(comps, order, bs) -> float:
 
 def test_grouped_order_is_a_deterministic_permutation_that_pads_less():
     comps = completions()
-    plain = dataclasses.replace(SETTINGS, group_by_length=False)
+    plain = SETTINGS.model_copy(update={"group_by_length": False})
     grouped = epoch_order(comps, SETTINGS, seed=3, round_index=1, epoch=0)
     assert sorted(grouped) == list(range(len(comps)))
     assert grouped == epoch_order(comps, SETTINGS, seed=3, round_index=1, epoch=0)

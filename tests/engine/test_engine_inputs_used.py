@@ -12,9 +12,9 @@ import yaml
 from shl.config.loading import resolve_run_config
 from shl.config.models import ENGINE_METRICS, RunConfig
 from shl.data import load_data
-from shl.engine import loop as loop_mod
+from shl.engine import steering_round as steering_round_mod
 from shl.engine.loop import Run
-from shl.engine.seeds import cycle_indices, distinct_count, sample_indices
+from shl.engine.seeds import Stream, cycle_indices, distinct_count, sample_indices
 from shl.errors import ConfigError
 from shl.store import RunStore
 
@@ -50,7 +50,7 @@ def test_cycle_indices_repeats_only_by_deterministic_cycling():
     counts = Counter(idx)
     assert sorted(counts) == [0, 1, 2, 3, 4] and set(counts.values()) == {2, 3}
     assert idx[:5] == sample_indices(5, 12, 1, "generate", 0, 0)  # the first pass is the distinct draw
-    assert cycle_indices(5, 4, 1, "x") == sample_indices(5, 4, 1, "x")
+    assert cycle_indices(5, 4, 1, Stream.SHL_SAMPLE) == sample_indices(5, 4, 1, Stream.SHL_SAMPLE)
 
 
 def test_the_counts_a_run_records_are_engine_metrics():
@@ -105,18 +105,18 @@ def small_pool_run(host, tmp_path_factory):
     }
     cfg = resolve_run_config(RunConfig.model_validate(raw), host.registry)
     seen: list[list[str]] = []
-    original = loop_mod.extract_pairs
+    original = steering_round_mod.extract_pairs
 
     def spy(model, tok, data, contexts, *args, **kwargs):
         seen.append(list(contexts))
         return original(model, tok, data, contexts, *args, **kwargs)
 
-    loop_mod.extract_pairs = spy
+    steering_round_mod.extract_pairs = spy
     try:
         store = RunStore(tmp / "run")
         outcome = Run(cfg, host, store).execute()
     finally:
-        loop_mod.extract_pairs = original
+        steering_round_mod.extract_pairs = original
     return cfg, outcome, store, seen
 
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from shl import api
-from shl.config.models import LoraConfig
+from shl.config.models import HealConfig, LoraConfig
 from shl.engine import generate as generate_mod
 from shl.engine import heal as heal_mod
 from shl.engine import scoring as scoring_mod
@@ -38,8 +38,8 @@ def test_heal_oom_names_the_heal_knobs(llama, monkeypatch):
     c = api.Completion(user="q", prompt_ids=render_prompt(tok, "q"), completion_ids=encode_completion(tok, "ok."),
                        text="ok.")
     monkeypatch.setattr(heal_mod, "completion_terms", _oom)
-    s = heal_mod.HealSettings(regulariser="kl_rev", reference="prev", level="sequence", lam=1.0, tau=0.0,
-                              spectral=0.0, weight_decay=0.0, epochs=1, lr=1e-3, batch_size=4, max_grad_norm=1.0)
+    s = HealConfig(regulariser="kl_rev", barrier={"reference": "prev", "level": "sequence", "tau": 0.0}, lam=1.0,
+                   spectral=0.0, weight_decay=0.0, epochs=1, lr=1e-3, batch_size=4, max_grad_norm=1.0)
     agg = type("A", (api.Aggregator,), {"name": "a", "aggregate": lambda self, kl: kl.mean()})()
     with pytest.raises(RunError) as info:
         heal_mod.heal_round(stack, tok, [c], s, agg, params, 0, 0)

@@ -16,6 +16,7 @@ from shl.config.loading import resolve_run_config
 from shl.config.models import RunConfig
 from shl.data import load_data, model_identity, run_hash, run_identity
 from shl.engine.loop import Run
+from shl.engine.shared_stages import shared_stage_key
 from shl.hookspecs import hookimpl
 from shl.manager import make_host
 from shl.registry import Entry, Origin
@@ -122,33 +123,26 @@ def test_run_hash_is_stable_across_processes(tmp_path):
 # ------------------------------------------------------------------------------------------------ shared-stage key
 
 
-def _key(run: Run, identity: str | None) -> str:
-    run._shared_key_value = None
-    run._model_identity = identity
-    return run._shared_key()
-
-
 def test_shared_stage_key_covers_identity_versions_device_and_dtype():
     host = make_host()
     cfg = tiny_cfg(host.registry)
-    run = Run(cfg, host)
-    run.data = load_data(cfg.data)
-    run.device, run.dtype = "cpu", "float32"
-    base = _key(run, "weights A")
-    assert _key(run, "weights A") == base
-    assert _key(run, "weights B") != base
-    run.dtype = "bfloat16"
-    assert _key(run, "weights A") != base
-    run.dtype, run.device = "float32", "cuda"
-    assert _key(run, "weights A") != base
-    run.device = "cpu"
+    source = load_data(cfg.data).source
+
+    def key(identity: str, device: str = "cpu", dtype: str = "float32") -> str:
+        return shared_stage_key(cfg, host.registry, identity, device, dtype, source)
+
+    base = key("weights A")
+    assert key("weights A") == base
+    assert key("weights B") != base
+    assert key("weights A", dtype="bfloat16") != base
+    assert key("weights A", device="cuda") != base
     origin = host.registry.entry("evaluator", "coherence").origin
     with_origin(host.registry, "evaluator", "coherence", Origin(origin.plugin, "shl", "999.0"))
-    assert _key(run, "weights A") != base  # a pre-heal component
+    assert key("weights A") != base  # a pre-heal component
     with_origin(host.registry, "evaluator", "coherence", origin)
     agg = cfg.heal.barrier.aggregator.name
     with_origin(host.registry, "aggregator", agg, Origin("x", "other", "2.0"))
-    assert _key(run, "weights A") == base  # the heal's components do not enter the pre-heal stages
+    assert key("weights A") == base  # the heal's components do not enter the pre-heal stages
 
 
 # ------------------------------------------------------------------------------------------------ run-time errors

@@ -50,7 +50,10 @@ def _stack(load_fn, vocab: int | None = None):
 def test_bfloat16_weights_float32_kl_and_chunked_gradients_on_cuda(host):
     from shl import api
     from shl.engine.chat import encode_completion, render_prompt
-    from shl.engine.heal import batch_tensors, completion_terms, divergence, reference_logprobs
+    from shl.engine.barrier import divergence
+    from shl.engine.completion_terms import completion_terms
+    from shl.engine.heal_batches import batch_tensors
+    from shl.engine.reference import reference_logprobs
 
     src = host.registry.build("model", "tiny_random", {"arch": "llama", "hidden": 128})
     lm, stack, params = _stack(lambda: src.load("cuda", "auto"))

@@ -19,7 +19,7 @@ _spec.loader.exec_module(cli_helpers)
 
 
 def _tasks(root: Path, arms=("mean", "rmse"), seeds=(0, 1), shared: bool = True) -> list[RunTask]:
-    """RunTasks built like shl/runner.py ``execute`` builds them (seed-major: arm x seed)."""
+    """RunTasks built like ``shl.runner.execution.execute`` builds them (seed-major: arm x seed)."""
     from shl.config import load_run_config
     from shl.manager import get_host
 
