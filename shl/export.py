@@ -87,8 +87,8 @@ def adapter_rounds(run_dir: Path) -> int:
 
 def load_student(run_dir: str | Path, round: int | None = None, device: str = "cpu", dtype: str | None = None,
                  host: Any = None) -> Student:
-    from .config.loading import model_source_name
     from .config.models import RunConfig
+    from .config.slots import model_source
     from .store import RunStore
 
     d = check_run(run_dir)
@@ -105,14 +105,11 @@ def load_student(run_dir: str | Path, round: int | None = None, device: str = "c
 
         host = get_host()
     reg = host.registry
-    src = model_source_name(reg, cfg.model.name)
-    params = dict(cfg.model.params)
-    if src == "hf" and cfg.model.name != "hf":
-        params["name_or_path"] = cfg.model.name
+    source = model_source(reg, cfg.model)
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
-    loaded = reg.build("model", src, params).load(device, dtype or cfg.dtype)
+    loaded = reg.build("model", source.name, source.params).load(device, dtype or cfg.dtype)
     model = loaded.model
     model.eval()
     names = [f"r{i}" for i in range(k)]
@@ -137,11 +134,9 @@ def _check_out(out: str | Path) -> Path:
 
 
 def _record(student: Student, kind: str) -> str:
-    meta = {}
-    try:
-        meta = json.loads((student.run_dir / "meta.json").read_text())
-    except (OSError, ValueError):
-        pass
+    from .store import read_meta
+
+    meta = read_meta(student.run_dir)
     return json.dumps({
         "format": "shl-export", "kind": kind, "run_dir": str(student.run_dir.resolve()), "round": student.round,
         "adapters": student.names, "model": student.cfg.model.model_dump(mode="json"),

@@ -18,7 +18,7 @@ from typing import Any, Iterable
 import pluggy
 
 from . import hookspecs
-from .api import REGISTRATION_HOOKS
+from .api import REGISTRATION_HOOKS, Component
 from .registry import Origin, Registry
 
 ENTRY_POINT_GROUP = "shl"
@@ -85,11 +85,11 @@ def make_host(extra_plugins: Iterable[tuple[str, object]] = (), entry_points: bo
     extra_names = {name for name, _ in extra_plugins}
     extra_ids = {id(plugin) for _, plugin in extra_plugins}
     if entry_points:
+        dists: dict[int, tuple[str, str]] = {}  # id(distribution) -> (name, version): its metadata parsed once
         for ep in _entry_points():
             if ep.name in extra_names:
                 continue
-            dist = getattr(ep, "dist", None)
-            origin = Origin(ep.name, dist.metadata["Name"] if dist else "", dist.version if dist else "")
+            origin = Origin(ep.name, *_dist_name_version(getattr(ep, "dist", None), dists))
             if ep.name in skip:
                 host.disabled.append(ep.name)
                 host._disabled_sources.append((origin, ep))
@@ -100,7 +100,7 @@ def make_host(extra_plugins: Iterable[tuple[str, object]] = (), entry_points: bo
                     continue
                 pm.register(plugin, name=ep.name)
             except Exception as exc:  # a broken plugin must not take the host down
-                _record_failure(host, origin, f"failed to load: {type(exc).__name__}: {exc}")
+                record_failure(host, origin, f"failed to load: {type(exc).__name__}: {exc}")
                 continue
             host.origins[ep.name] = origin
     for name, plugin in extra_plugins:
@@ -111,12 +111,23 @@ def make_host(extra_plugins: Iterable[tuple[str, object]] = (), entry_points: bo
         try:
             pm.register(plugin, name=name)
         except Exception as exc:
-            _record_failure(host, Origin(name), f"failed to register: {type(exc).__name__}: {exc}")
+            record_failure(host, Origin(name), f"failed to register: {type(exc).__name__}: {exc}")
             continue
         host.origins[name] = Origin(name, "", "")
     _build_registry(host)
     host.registry.disabled_lookup = host.disabled_provider
     return host
+
+
+def _dist_name_version(dist: metadata.Distribution | None, seen: dict[int, tuple[str, str]]) -> tuple[str, str]:
+    """(name, version) of an entry point's distribution, ("", "") without one; each distribution's metadata is
+    read once per ``make_host`` (parsing it costs milliseconds, and one distribution has many entry points)."""
+    if dist is None:
+        return "", ""
+    if id(dist) not in seen:
+        meta = dist.metadata
+        seen[id(dist)] = (meta["Name"], meta["Version"])
+    return seen[id(dist)]
 
 
 def _index_disabled(sources: list[tuple[Origin, Any]]) -> dict[tuple[str, str], Origin]:
@@ -130,7 +141,7 @@ def _index_disabled(sources: list[tuple[Origin, Any]]) -> dict[tuple[str, str], 
             pm.register(plugin, name=origin.plugin)
             for hook_name in REGISTRATION_HOOKS:
                 for impl in getattr(pm.hook, hook_name).get_hookimpls():
-                    def register(cls: type, _origin: Origin = origin) -> None:
+                    def register(cls: type[Component], _origin: Origin = origin) -> None:
                         family, name = getattr(cls, "family", ""), getattr(cls, "name", "")
                         if isinstance(family, str) and isinstance(name, str) and name:
                             index.setdefault((family, name), _origin)
@@ -144,7 +155,8 @@ def _index_disabled(sources: list[tuple[Origin, Any]]) -> dict[tuple[str, str], 
     return index
 
 
-def _record_failure(host: PluginHost, origin: Origin, message: str) -> None:
+def record_failure(host: PluginHost, origin: Origin, message: str) -> None:
+    """Record that a plugin failed (``shl plugins`` lists it) and log a warning; the host carries on without it."""
     host.failures.append({"plugin": origin.plugin, "distribution": origin.distribution, "error": message})
     log.warning("shl plugin '%s' %s", origin.plugin, message)
 
@@ -161,7 +173,7 @@ def _check_unknown_hooks(host: PluginHost) -> None:
             origin = host.origins.get(impl.plugin_name, Origin(impl.plugin_name))
             close = difflib.get_close_matches(hook_name, known, n=1)
             hint = f" (did you mean '{close[0]}'?)" if close else f"; known hooks: {', '.join(known)}"
-            _record_failure(host, origin, f"implements unknown hook '{hook_name}'{hint}")
+            record_failure(host, origin, f"implements unknown hook '{hook_name}'{hint}")
 
 
 def _build_registry(host: PluginHost) -> None:
@@ -170,13 +182,13 @@ def _build_registry(host: PluginHost) -> None:
         for impl in getattr(host.pm.hook, hook_name).get_hookimpls():
             origin = host.origins.get(impl.plugin_name, Origin(impl.plugin_name))
 
-            def register(cls: type, _origin: Origin = origin) -> None:
+            def register(cls: type[Component], _origin: Origin = origin) -> None:
                 host.registry.add(cls, _origin)
 
             try:
                 impl.function(register=register)
             except Exception as exc:
-                _record_failure(host, origin, f"failed in {hook_name}: {type(exc).__name__}: {exc}")
+                record_failure(host, origin, f"failed in {hook_name}: {type(exc).__name__}: {exc}")
 
 
 _default_host: PluginHost | None = None

@@ -41,7 +41,11 @@ class Registry:
         """Set by the plugin manager: (family, name) -> the disabled plugin that provides it, if any (asked only
         when a name is unknown, so disabled plugins are loaded only to explain that error)."""
 
-    def add(self, cls: type, origin: Origin) -> None:
+    def add(self, cls: type[Component], origin: Origin) -> None:
+        """Register ``cls`` from ``origin``: a subclass of its family's ``shl.api`` base class with a ``name`` and
+        a pydantic ``Params``, else a PluginError naming the plugin (plugins call this through the registration
+        hooks' ``register``, so anything may arrive). A name another class already holds in the family is
+        recorded in ``conflicts``."""
         family = getattr(cls, "family", "")
         if family not in BASE_CLASSES or not (isinstance(cls, type) and issubclass(cls, BASE_CLASSES[family])):
             raise PluginError(

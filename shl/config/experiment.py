@@ -10,21 +10,16 @@ from typing import Any, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
 from shl_analysis.spec import ComparisonSpec
 
-from ..data import run_hash
 from ..errors import ConfigError
 from ..registry import Registry
-from .loading import (
-    MAX_CONFIG_BYTES,
-    apply_overrides,
-    deep_merge,
-    metric_produced,
-    produced_metrics,
-    read_yaml,
-    validate_model,
-    validate_run_config,
-    with_base,
-)
-from .models import ENGINE_METRICS, MAX_SEED, STEERED_PREFIX, Real, RunConfig, safe_name
+from ..store import run_dirname
+from .checks import metric_produced, produced_metrics
+from .identity import run_hash
+from .loading import validate_run_config
+from .models import ENGINE_METRICS, MAX_SEED, STEERED_PREFIX, ComponentRef, Real, RunConfig, safe_name
+from .overrides import apply_overrides, deep_merge
+from .reading import MAX_CONFIG_BYTES, read_yaml, with_base
+from .validation_errors import validate_model
 
 MAX_SEEDS = 1000
 """At most this many seeds in one plan (a list, a count or ranges)."""
@@ -123,6 +118,9 @@ class ExperimentConfig(BaseModel):
     seeds: Any = Field(default_factory=lambda: [0, 1, 2], description="seeds: a list, a count, or '0-4'")
     comparison: ComparisonSpec = Field(description="the declared comparison (baseline arm, metrics, endpoint...)")
     executor: ExecutorConfig = Field(default_factory=ExecutorConfig, description="executor")
+    trackers: list[ComponentRef] = Field(
+        default_factory=list, description="trackers every run and the report are mirrored to, e.g. [{name: wandb, "
+        "params: {project: p}}] (see `shl plugins`); outside the run config, so they change no result")
 
     @field_validator("name", mode="before")
     @classmethod
@@ -163,7 +161,7 @@ class PlannedRun:
 
     @property
     def dirname(self) -> str:
-        return f"{self.arm}__seed{self.seed}__{self.hash[:12]}"
+        return run_dirname(self.arm, self.seed, self.hash)
 
 
 def safe_name_ok(name: str) -> bool:
@@ -219,6 +217,9 @@ def plan_runs(
     Also checked here, before anything runs: at most MAX_RUNS runs, each arm's ``steer.layers`` against the
     model's depth (when known without loading), and that every comparison metric is produced by every arm
     (an evaluator's declared metric, its ``steered_`` version, or an engine metric)."""
+    from ..tracking import resolve_trackers
+
+    resolve_trackers(exp.trackers, registry, str(path))  # named, with their params checked, before anything runs
     arm_names = arms or list(exp.arms)
     seed_list = seeds if seeds is not None else exp.seeds
     if len(arm_names) * len(seed_list) > MAX_RUNS:

@@ -1,0 +1,76 @@
+"""Pre-run checks over a resolved run config: ``steer.layers`` against the model's depth, and which metrics a
+run writes (for ``loop.coherence_metric`` here, and an experiment's comparison metrics)."""
+
+from __future__ import annotations
+
+import json
+
+from ..errors import ConfigError
+from ..registry import Registry
+from .models import ENGINE_METRIC_PREFIXES, ENGINE_METRICS, STEERED_PREFIX, RunConfig
+from .slots import model_source
+
+_LAYER_COUNTS: dict[str, int | None] = {}
+
+
+def model_layers(cfg: RunConfig, registry: Registry) -> int | None:
+    """The decoder layer count of a resolved config's model, from its source's ``num_layers()`` (never loads the
+    model; memoised per model source and params); None = unknown until loaded."""
+    source = model_source(registry, cfg.model)
+    key = json.dumps([source.name, source.params], sort_keys=True, default=str)
+    if key not in _LAYER_COUNTS:
+        cls = registry.get("model", source.name)
+        try:
+            n = cls(cls.Params.model_validate(source.params)).num_layers()
+        except Exception:
+            n = None
+        _LAYER_COUNTS[key] = n if isinstance(n, int) and not isinstance(n, bool) and n > 0 else None
+    return _LAYER_COUNTS[key]
+
+
+def check_layers(cfg: RunConfig, registry: Registry, source: str = "") -> None:
+    """``steer.layers`` must exist in the model, when the model source knows its depth without loading."""
+    from ..engine.layers import resolve_layers
+
+    n = model_layers(cfg, registry)
+    if n is None:
+        return
+    try:
+        resolve_layers(cfg.steer.layers, n, f"model '{cfg.model.name}'")
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}" if source else str(exc)) from None
+
+
+def produced_metrics(cfg: RunConfig, registry: Registry) -> set[str] | None:
+    """The metric keys a resolved config's evaluators declare (with ``_se`` and, when ``eval.steered``, the
+    ``steered_`` versions); None when any evaluator does not declare its metrics."""
+    out: set[str] = set()
+    for ref in cfg.eval.evaluators or []:
+        declared = getattr(registry.get("evaluator", ref.name), "metrics", None)
+        if declared is None:
+            return None
+        out.update(declared)
+        out.update(f"{m}_se" for m in declared if not m.endswith("_se"))
+    if cfg.eval.steered:
+        out.update([f"{STEERED_PREFIX}{m}" for m in out])
+    return out
+
+
+def metric_produced(name: str, cfg: RunConfig, registry: Registry) -> bool | None:
+    """Whether a run of ``cfg`` writes metric ``name`` (an evaluator's or the engine's own); None = unknown."""
+    if name in ENGINE_METRICS or name.startswith(ENGINE_METRIC_PREFIXES):
+        return True
+    produced = produced_metrics(cfg, registry)
+    return None if produced is None else name in produced
+
+
+def run_checks(cfg: RunConfig, registry: Registry, source: str = "") -> None:
+    """Checks over a fully resolved config: layers against the model's depth, the coherence floor's metric."""
+    check_layers(cfg, registry, source)
+    floor_metric = cfg.loop.coherence_metric
+    if cfg.loop.coherence_floor is not None and metric_produced(floor_metric, cfg, registry) is False:
+        where = f"{source}: " if source else ""
+        raise ConfigError(
+            f"{where}loop.coherence_metric: '{floor_metric}' is not a metric of this run (the evaluators "
+            f"produce: {', '.join(sorted(produced_metrics(cfg, registry) or ()))})"
+        )
