@@ -12,10 +12,11 @@ import numpy as np
 import pandas as pd
 from statsmodels.stats.multitest import multipletests
 
-from shl.store import atomic_write, claim_dir
+from shl.store import CORRUPT, RUNS_DIR, atomic_write, claim_dir
 
 from .endpoints import RunLengths, endpoint_value
-from .figures import _t_summary, write_figures  # noqa: F401 - _t_summary kept importable from here
+from .figures import write_figures
+from .html_page import PAGE_NAME, PageInputs, render_page
 from .paired import PairedResult, paired_comparison, verdict_for
 from .power import POWER, min_detectable_effect, seeds_needed, verdict_alpha
 from .results import USABLE_STATUSES, load_runs, run_table
@@ -66,7 +67,7 @@ def _select_runs(runs: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
 
 def _seed_usability(chosen: pd.DataFrame, arms: list[str],
                     planned_seeds: Collection[int] = ()) -> tuple[list[int], dict[int, str]]:
-    status = {(r.arm, int(r.seed)): (f"{r.status} ({r.message})" if r.status == "corrupt" else r.status)
+    status = {(r.arm, int(r.seed)): (f"{r.status} ({r.message})" if r.status == CORRUPT else r.status)
               for r in chosen.itertuples()}
     seeds = sorted({int(s) for s in chosen["seed"].dropna()} | {int(s) for s in planned_seeds})
     kept, dropped = [], {}
@@ -202,7 +203,7 @@ def paired_differences(out_dir: str | Path, spec: ComparisonSpec, metric: str, r
 def write_report(
     out_dir: str | Path,
     spec: ComparisonSpec,
-    formats: Iterable[str] = ("md", "csv", "latex"),
+    formats: Iterable[str] = ("md", "csv", "latex", "html"),
     figures: bool = True,
     run_ids: Collection[str] | None = None,
     planned_seeds: Collection[int] = (),
@@ -212,8 +213,8 @@ def write_report(
     """Write the paired comparison report under `<out_dir>/report/` and return it.
 
     Seeds not usable (status complete/stopped) in every arm are dropped from all
-    comparisons. Writes comparison.{md,csv,tex} per `formats`, plus tidy.csv and
-    runs.csv always, and figures/ (PNG+SVG; see ``figures.write_figures``) if `figures`.
+    comparisons. Writes comparison.{md,csv,tex} and the self-contained page report.html (``html_page``) per
+    `formats`, plus tidy.csv and runs.csv always, and figures/ (PNG+SVG; see ``figures.write_figures``) if `figures`.
     The markdown says per arm how many compared seeds ended early (before the last
     round any compared run reached) and at which round; with the ``final`` endpoint
     their pairs compare different rounds, ``last_common`` compares the same round. Raises ValueError if
@@ -232,12 +233,12 @@ def write_report(
     out_dir = Path(out_dir)
     formats = set(formats)
     _check_adaptive(adaptive)
-    unknown = formats - {"md", "csv", "latex"}
+    unknown = formats - {"md", "csv", "latex", "html"}
     if unknown:
-        raise ValueError(f"unknown report formats {sorted(unknown)}; choose from md, csv, latex")
+        raise ValueError(f"unknown report formats {sorted(unknown)}; choose from md, csv, latex, html")
     runs = run_table(out_dir, run_ids)
     if runs.empty:
-        raise ValueError(f"no run directories found under {out_dir / 'runs'}")
+        raise ValueError(f"no run directories found under {out_dir / RUNS_DIR}")
     runs = runs.dropna(subset=["arm", "seed"])
     arms_present = sorted(runs["arm"].unique())
     if spec.baseline not in arms_present:
@@ -263,12 +264,13 @@ def write_report(
     report_dir = out_dir / "report"
     claim_dir(report_dir, "the report")
     written: list[Path] = []
+    fig_paths: list[Path] = []
     if figures:
         fig_paths, fig_notes = write_figures(report_dir / "figures", spec, arms, tidy, chosen, kept, diffs,
                                              endpoints_of, table, lengths)
         written += fig_paths
         notes += fig_notes
-    md = _markdown(spec, arms, kept, dropped, display, table, notes, adaptive, lengths)
+    md = page_md = _markdown(spec, arms, kept, dropped, display, table, notes, adaptive, lengths)
     timing = stage_breakdown(run_dirs_of(out_dir, run_ids))
     md += "\n" + "\n".join(breakdown_markdown(timing)) if not timing.empty else ""
 
@@ -283,6 +285,9 @@ def write_report(
         _write("comparison.csv", table.to_csv(index=False))
     if "latex" in formats:
         _write("comparison.tex", _latex_table(display))
+    if "html" in formats:
+        _write(PAGE_NAME, render_page(PageInputs(out_dir, spec, arms, kept, dropped, display, page_md, timing, runs,
+                                                 chosen, tidy, lengths, fig_paths)))
     _write("tidy.csv", tidy.to_csv(index=False))
     _write("runs.csv", runs.to_csv(index=False))
     if not timing.empty:

@@ -1,45 +1,36 @@
-"""Read the runner's on-disk result store into pandas tables."""
+"""Read the runner's on-disk result store into pandas tables (the format is ``shl.store``'s)."""
 
 from __future__ import annotations
 
 import json
 import math
-import re
 from pathlib import Path
 from typing import Collection, Any
 
 import pandas as pd
-from shl.store import USABLE, inspect_run
+from shl.store import META, METRICS, RUNS_DIR, UNTRUSTED, USABLE, inspect_run, parse_run_dirname, read_meta
 
 TIDY_COLUMNS = ["experiment", "arm", "seed", "run_id", "status", "round", "metric", "value"]
 RUN_COLUMNS = ["experiment", "arm", "seed", "run_id", "status", "message"]
 USABLE_STATUSES = USABLE
-UNTRUSTED = frozenset({"corrupt", "foreign"})
 
-_RUN_DIR = re.compile(r"^(?P<arm>.+)__seed(?P<seed>-?\d+)__(?P<hash>[^_]+)$")
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        obj = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return obj if isinstance(obj, dict) else None
+__all__ = ["RUN_COLUMNS", "TIDY_COLUMNS", "UNTRUSTED", "USABLE_STATUSES", "load_runs", "read_metric_rows",
+           "run_table"]
 
 
 def _run_dirs(out_dir: Path, run_ids: Collection[str] | None = None) -> list[Path]:
-    runs = Path(out_dir) / "runs"
+    runs = Path(out_dir) / RUNS_DIR
     if not runs.is_dir():
         return []
-    found = (p for p in runs.iterdir() if p.is_dir() and (_RUN_DIR.match(p.name) or (p / "meta.json").is_file()))
+    found = (p for p in runs.iterdir() if p.is_dir() and (parse_run_dirname(p.name) or (p / META).is_file()))
     return sorted(p for p in found if run_ids is None or p.name in run_ids)
 
 
 def _run_info(run_dir: Path) -> dict[str, Any]:
-    meta = _read_json(run_dir / "meta.json") or {}
-    m = _RUN_DIR.match(run_dir.name)
-    arm = meta.get("arm", m.group("arm") if m else None)
-    seed = meta.get("seed", int(m.group("seed")) if m else None)
+    meta = read_meta(run_dir)
+    named = parse_run_dirname(run_dir.name)
+    arm = meta.get("arm", named[0] if named else None)
+    seed = meta.get("seed", named[1] if named else None)
     state = inspect_run(run_dir)
     status, message = state.status, state.reason
     return {
@@ -54,7 +45,7 @@ def _run_info(run_dir: Path) -> dict[str, Any]:
 
 def read_metric_rows(run_dir: Path) -> list[dict[str, Any]]:
     """Parsed metrics.jsonl rows of one run (malformed lines and rows without an int round skipped)."""
-    path = Path(run_dir) / "metrics.jsonl"
+    path = Path(run_dir) / METRICS
     rows: list[dict[str, Any]] = []
     if not path.is_file():
         return rows

@@ -7,13 +7,14 @@ from pathlib import Path
 from typing import Collection, Iterable
 
 import pandas as pd
+from shl.store import RUNS_DIR, TIMINGS
 
 STAGE_COLUMNS = ["stage", "seconds", "share", "runs"]
 
 
 def read_timings(run_dir: Path) -> list[dict]:
     """The rows of one run's timings.jsonl (malformed lines skipped; none when the file is missing)."""
-    path = Path(run_dir) / "timings.jsonl"
+    path = Path(run_dir) / TIMINGS
     rows = []
     if not path.is_file():
         return rows
@@ -59,7 +60,7 @@ def breakdown_markdown(df: pd.DataFrame) -> list[str]:
 
 
 def run_dirs_of(out_dir: Path, run_ids: Collection[str] | None) -> list[Path]:
-    runs = Path(out_dir) / "runs"
+    runs = Path(out_dir) / RUNS_DIR
     if not runs.is_dir():
         return []
     return [p for p in sorted(runs.iterdir()) if p.is_dir() and (run_ids is None or p.name in run_ids)]

@@ -15,7 +15,8 @@ from pydantic import Field
 
 from shl.api import Completion, EvalContext, Evaluator, Params
 
-from .world import NEGATIVE, POLES, POSITIVE, act_decision_tree, is_opener, opener_first_words, parse, pole_of
+from .grammar import NEGATIVE, POLES, POSITIVE
+from .parser import act_decision_tree, is_opener, opener_first_words, parse, pole_of
 
 
 def _se_share(p: float, n: int) -> float:
@@ -103,7 +104,7 @@ def rb_scores(
     """Per completion, Rao-Blackwellised pole scores ``{pole: S}`` with E[S_pole] = P(the completion counts for
     ``pole``), exactly; None when the scorer or the tokenizer cannot provide them (then use the counts).
 
-    The pole of a toy answer is decided inside its ``act`` sentence (``world.act_decision_tree``: at its first
+    The pole of a toy answer is decided inside its ``act`` sentence (``parser.act_decision_tree``: at its first
     word, or at the word after "ask"), which starts the answer or follows one complete opener sentence. With
     T the plain indicator (``completion_pole(c) == pole``), the score is a martingale control variate:
 

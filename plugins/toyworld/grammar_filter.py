@@ -6,7 +6,7 @@ from typing import Sequence
 
 from shl.api import Completion, Filter, FilterContext, Params, Verdict
 
-from .world import parse
+from .parser import parse
 
 
 def completion_parses(c: Completion) -> bool:

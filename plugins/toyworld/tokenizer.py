@@ -13,7 +13,7 @@ libraries at import time).
 
 from __future__ import annotations
 
-from . import world
+from .grammar import vocabulary
 
 BOS, EOT, PAD, UNK = "<bos>", "<|eot|>", "<pad>", "<unk>"
 ROLE_TOKENS = {"system": "<|system|>", "user": "<|user|>", "assistant": "<|assistant|>"}
@@ -30,7 +30,7 @@ CHAT_TEMPLATE = (
 
 def vocab() -> dict[str, int]:
     """Token -> id: special tokens first (pad = 0), then the world's words."""
-    tokens = SPECIAL_TOKENS + world.vocabulary()
+    tokens = SPECIAL_TOKENS + vocabulary()
     return {t: i for i, t in enumerate(tokens)}
 
 

@@ -10,10 +10,10 @@ from matplotlib.collections import LineCollection, PolyCollection
 
 from shl_analysis import ComparisonSpec, MetricSpec, write_report
 from shl_analysis.figures import (
-    _spread,
     forest_figure,
     metric_bounds,
     paired_figure,
+    spread,
     trajectory_figure,
     verdict_kind,
 )
@@ -96,9 +96,9 @@ def test_trajectory_band_of_a_share_stays_in_0_1_and_says_so():
 def test_metric_bounds_and_spread():
     assert metric_bounds([0.0, 0.5, 1.0, float("nan")]) == (0.0, 1.0)
     assert metric_bounds([0.5, 1.2]) is None and metric_bounds([]) is None
-    off = _spread(np.array([0.1, 0.1, 0.1, 0.9]))
+    off = spread(np.array([0.1, 0.1, 0.1, 0.9]))
     assert len(set(off[:3])) == 3 and off[3] == 0.0  # tied points side by side, a lone point centred
-    np.testing.assert_array_equal(off, _spread(np.array([0.1, 0.1, 0.1, 0.9])))  # deterministic
+    np.testing.assert_array_equal(off, spread(np.array([0.1, 0.1, 0.1, 0.9])))  # deterministic
 
 
 def test_paired_figure_shows_each_seed_and_the_mean_interval():

@@ -168,12 +168,12 @@ def test_missing_baseline_raises(store):
 
 
 def test_trajectory_band_is_t_based():
-    from shl_analysis.report import _t_summary
+    from shl_analysis.figures import t_summary
 
-    mean, half, n = _t_summary([1.0, 2.0, 3.0, float("nan")])
+    mean, half, n = t_summary([1.0, 2.0, 3.0, float("nan")])
     assert (mean, n) == (2.0, 3)
     assert half == pytest.approx(stats.t.ppf(0.975, 2) * 1.0 / math.sqrt(3))
-    assert _t_summary([5.0])[1] == 0.0
+    assert t_summary([5.0])[1] == 0.0
 
 
 def test_run_ids_restrict_the_report_to_the_current_plan(store):
