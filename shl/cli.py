@@ -1,28 +1,47 @@
-"""The ``shl`` command line. Input errors print one line each (``error: ...``) and exit with code 2."""
+"""The ``shl`` command line. Input errors print one line each (``error: ...``) and exit with code 2.
+
+Plugins add commands through the ``shl_register_commands`` hook (``shl.plugin_commands``); they are listed and
+dispatched like the built-ins. The plugins are loaded to build the parser only when the command is not a
+built-in one (``shl --help``, a plugin command), so the built-in commands start as fast as before."""
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import signal
 import sys
-from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 from . import __version__
 from .errors import ShlError, ShlFault
+from .plugin_commands import Command, PluginCommands, collect_commands
 
-EPILOG = """commands:
-  shl plugins [--json]                         list every component and the plugin it comes from
-  shl validate CONFIG [--set k=v ...]          validate a run config and print it resolved
-  shl run CONFIG [--set k=v] [--out DIR]       run the method for one config and one seed
-  shl ablate EXPERIMENT [--seeds 0-4] [--dry-run]   run arms x seeds, then compare them
-  shl report DIR [--format md|csv|latex]       tables and figures again from stored results
-  shl toyworld build|info|sweep                the embedded toy world
-  shl export RUN_DIR [--round K] --out DIR     the healed student as a Hugging Face model (or --adapter)
-  shl sample RUN_DIR [--round K] [--steered]   print completions from the student (and the steered point)
-"""
+# The overview at the end of ``shl --help``: (usage after "shl ", summary). Plugin commands are listed between
+# the ablation workflow and the tools that read one run (in the list of commands above it, after the built-ins).
+WORKFLOW_OVERVIEW = [
+    ("plugins [--json]", "list every component and the plugin it comes from"),
+    ("validate CONFIG [--set k=v ...]", "validate a run config and print it resolved"),
+    ("run CONFIG [--set k=v] [--out DIR]", "run the method for one config and one seed"),
+    ("ablate EXPERIMENT [--seeds 0-4] [--dry-run]", "run arms x seeds, then compare them"),
+    ("report DIR [--format md|csv|latex|html]", "tables, figures and report.html again from stored results"),
+]
+RUN_TOOLS_OVERVIEW = [
+    ("export RUN_DIR [--round K] --out DIR", "the healed student as a Hugging Face model (or --adapter)"),
+    ("sample RUN_DIR [--round K] [--steered]", "print completions from the student (and the steered point)"),
+]
+BUILTIN_COMMANDS = ("plugins", "validate", "run", "ablate", "report", "export", "sample")
+
+
+def overview(lines: Sequence[tuple[str, str]]) -> str:
+    return "commands:\n" + "".join(f"  shl {usage}{' ' * max(41 - len(usage), 3)}{summary}\n"
+                                    for usage, summary in lines)
+
+
+def _add_tracker(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--tracker", dest="trackers", action="append", default=[], metavar="NAME[:k=v,...]",
+        help="mirror the runs to a tracker, e.g. --tracker wandb:project=x,mode=offline or --tracker mlflow "
+        "(repeatable; adds to the experiment's trackers:, replacing one of the same name)",
+    )
 
 
 def _add_set(p: argparse.ArgumentParser) -> None:
@@ -32,19 +51,27 @@ def _add_set(p: argparse.ArgumentParser) -> None:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(plugin_commands: Sequence[Command] = ()) -> argparse.ArgumentParser:
+    """The ``shl`` parser: the built-in commands and ``plugin_commands`` (from ``shl_register_commands``)."""
+    lines = WORKFLOW_OVERVIEW + [(c.usage or c.name, c.summary or c.help) for c in plugin_commands] + RUN_TOOLS_OVERVIEW
     parser = argparse.ArgumentParser(
         prog="shl",
         description="steer, heal, loop: distil a steering vector into LoRA adapters, heal with a KL barrier, "
         "loop; and ablate every part of it.",
-        epilog=EPILOG,
+        epilog=overview(lines),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"shl {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_builtin_commands(sub)
+    for command in plugin_commands:  # listed after the built-ins
+        command.add_arguments(sub.add_parser(command.name, help=command.help))
+    return parser
 
+
+def _add_builtin_commands(sub) -> None:
     p = sub.add_parser("plugins", help="list registered components (steering methods, filters, aggregators, "
-                       "schedules, evaluators, model sources), and broken, clashing or disabled plugins")
+                       "schedules, evaluators, model sources, trackers), and broken, clashing or disabled plugins")
     p.add_argument("--json", action="store_true", help="machine-readable output, with each params schema")
 
     p = sub.add_parser("validate", help="validate a run config; print it fully resolved (YAML)")
@@ -57,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="run directory (default: runs/<name>-seed<seed>-<hash>)")
     p.add_argument("--seed", type=int, default=None, help="shorthand for --set seed=N")
     p.add_argument("--force", action="store_true", help="redo the run even if the directory holds a complete one")
+    _add_tracker(p)
 
     p = sub.add_parser("ablate", help="run every arm x seed of an experiment (resuming), then compare arms")
     p.add_argument("experiment", help="experiment YAML")
@@ -88,11 +116,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-share", action="store_true",
                    help="do not reuse stages whose inputs are identical across arms (base evaluation, round 1 up "
                    "to the heal); each run computes everything itself")
+    _add_tracker(p)
 
-    p = sub.add_parser("report", help="write comparison tables and figures from stored results")
+    p = sub.add_parser("report", help="write comparison tables, figures and a self-contained HTML page "
+                       "(report/report.html) from stored results")
     p.add_argument("directory", help="an ablation output directory")
-    p.add_argument("--format", dest="formats", action="append", choices=["md", "csv", "latex"], default=None,
-                   help="table format(s) to write and print (default: md; csv and latex files are always written)")
+    p.add_argument("--format", dest="formats", action="append", choices=["md", "csv", "latex", "html"], default=None,
+                   help="what to print: the md, csv or latex table, or html (the path of report.html, one page "
+                   "with the tables, figures, runs, plugin versions and the command to reproduce) (default: md; "
+                   "every format's file is always written)")
     p.add_argument("--no-figures", action="store_true", help="tables only")
 
     p = sub.add_parser("export", help="write the student after K heal rounds as a standard Hugging Face model "
@@ -120,33 +152,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-new-tokens", type=int, default=None, help="default: the run's eval.max_new_tokens")
     p.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N")
 
-    p = sub.add_parser("toyworld", help="the embedded toy world: build its model, inspect it, sweep the dose")
-    tw = p.add_subparsers(dest="toy_command", metavar="ACTION")
-    b = tw.add_parser("build", help="train the toy model (or find it in the cache)")
-    b.add_argument("--variant", default="default", choices=["default", "small"], help="model variant")
-    b.add_argument("--seed", type=int, default=0, help="training seed")
-    i = tw.add_parser("info", help="where the toy model is cached, its size, training loss, world version")
-    i.add_argument("--variant", default="default", choices=["default", "small"], help="model variant")
-    i.add_argument("--seed", type=int, default=0, help="training seed")
-    s = tw.add_parser("sweep", help="trait and coherence vs steering coefficient (mean-diff and random vectors)")
-    s.add_argument("--variant", default="default", choices=["default", "small"], help="model variant")
-    s.add_argument("--seed", type=int, default=0, help="seed for the model, contexts and sampling")
-    s.add_argument("--coeffs", default=None, help="comma-separated coefficients (default: a built-in range)")
-    s.add_argument("--layer", default=None, help="layer index or fraction (default: the smoke config's)")
-    s.add_argument("--prompts", type=int, default=200, help="evaluation prompts per coefficient")
-    s.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    s.add_argument("--plot", default=None, metavar="FILE", help="also save a plot (PNG or SVG)")
-    return parser
-
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    word = next((a for a in argv if not a.startswith("-")), None)
+    found = PluginCommands()
+    if word not in BUILTIN_COMMANDS:  # plugins load for `shl --help` and plugin commands; built-ins never wait
+        from .manager import get_host
+
+        found = collect_commands(get_host(), BUILTIN_COMMANDS)
+        if found.conflicts:  # `shl plugins` lists them too
+            for conflict in found.conflicts:
+                print(f"error: {conflict}", file=sys.stderr)
+            return 2
+    handlers = {c.command.name: c.command.handler for c in found.commands}
+    parser = build_parser([c.command for c in found.commands])
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return 0
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:
+        if args.command in handlers:
+            return int(handlers[args.command](args) or 0)
         from . import commands
 
         return int(getattr(commands, f"cmd_{args.command}")(args) or 0)

@@ -25,14 +25,21 @@ def _console():
 
 
 def cmd_plugins(args) -> int:
+    from .cli import BUILTIN_COMMANDS
     from .manager import get_host
+    from .plugin_commands import collect_commands
 
     host = get_host()
+    found = collect_commands(host, BUILTIN_COMMANDS)
     rows = host.registry.describe()
+    commands = [{"name": c.command.name, "help": c.command.help, "plugin": c.origin.plugin,
+                 "distribution": c.origin.distribution, "version": c.origin.version} for c in found.commands]
+    conflicts = host.registry.conflicts + found.conflicts
     if args.json:
-        print(json.dumps({"components": rows, "failures": host.failures, "conflicts": host.registry.conflicts,
-                          "disabled": host.disabled}, indent=2))
-        return 2 if host.registry.conflicts else 0
+        print(json.dumps({"components": rows, "commands": commands, "failures": host.failures,
+                          "conflicts": conflicts, "disabled": host.disabled}, indent=2))
+        return 2 if conflicts else 0
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title="shl components", show_lines=False)
@@ -43,13 +50,21 @@ def cmd_plugins(args) -> int:
         table.add_row(r["family"], r["name"], r["plugin"], dist, r["description"])
     con = _console()
     con.print(table)
+    if commands:
+        table = Table(title="commands from plugins", show_lines=False)
+        for col in ("command", "plugin", "distribution", "description"):
+            table.add_column(col)
+        for c in commands:
+            table.add_row(*(escape(x) for x in (f"shl {c['name']}", c["plugin"],
+                                                 f"{c['distribution']} {c['version']}".strip(), c["help"])))
+        con.print(table)
     for f in host.failures:
         con.print(f"[red]broken plugin[/red] '{f['plugin']}' ({f['distribution'] or 'unknown distribution'}): {f['error']}")
     for name in host.disabled:
         con.print(f"disabled plugin '{name}' (SHL_DISABLE_PLUGINS)")
-    for c in host.registry.conflicts:
+    for c in conflicts:
         con.print(f"[red]error[/red]: {c}")
-    return 2 if host.registry.conflicts else 0
+    return 2 if conflicts else 0
 
 
 # ------------------------------------------------------------------------------------------ validate / run
@@ -108,12 +123,14 @@ def round_table(rows: list[dict[str, Any]], title: str = ""):
 
 
 def cmd_run(args) -> int:
-    from .data import run_hash
+    from .config.identity import run_hash
     from .engine.loop import Run
-    from .store import TERMINAL, RunStore, is_owned
+    from .store import CORRUPT, TERMINAL, RunStore, is_owned
+    from .tracking import RunTracking, TrackerPlan, checked_trackers, option_trackers
 
     overrides = list(args.overrides) + ([f"seed={args.seed}"] if args.seed is not None else [])
     cfg, host = load_config(args.config, overrides)
+    trackers = option_trackers(args.trackers, host.registry)
     resolved = cfg.model_dump(mode="json")
     identity = run_hash(resolved, Path(args.config).parent)
     h = identity[:10]
@@ -123,7 +140,7 @@ def cmd_run(args) -> int:
     state = store.state()
     if state.status == "foreign":
         raise ShlError(f"{out}: {state.reason}; refusing to delete or overwrite it (choose another --out)")
-    if state.status == "corrupt" and not args.force:
+    if state.status == CORRUPT and not args.force:
         raise ShlError(f"{out}: holds a corrupt run ({state.reason}); --force redoes it")
     if state.status in TERMINAL and not args.force:
         prev = store.meta().get("config_hash", "")
@@ -135,11 +152,13 @@ def cmd_run(args) -> int:
     store.reset()
     meta = {"experiment": None, "arm": None, "seed": cfg.seed, "config_hash": identity,
             "config_file": str(args.config)}
-    with con.status("starting") as status:
+    warn = lambda line: con.print(line, highlight=False, markup=False)  # noqa: E731
+    tracking = RunTracking(TrackerPlan(checked_trackers(trackers, host.registry, warn)), host, out, meta, warn)
+    with con.status("starting") as status, tracking:
         run = Run(cfg, host, store, progress=lambda s: status.update(s), data_root=Path(args.config).parent,
                   meta=meta, echo=lambda line: con.print(line, highlight=False, markup=False))
         try:
-            outcome = run.execute()
+            outcome = tracking.finished(run.execute())
         except ShlError as exc:  # an input problem found at run time: mark the directory, then report it
             if is_owned(store.dir):
                 store.fail("failed", str(exc), "")
@@ -160,7 +179,7 @@ def cmd_ablate(args) -> int:
         seeds=args.seeds, arms=args.arms, out=args.out, overrides=list(args.overrides), executor=args.executor,
         workers=args.workers, ray_address=args.ray_address, share=not args.no_share, report=not args.no_report,
         redo_corrupt=args.redo_corrupt, until_mde=args.until_mde, max_seeds=args.max_seeds,
-        seed_batch=args.seed_batch, dry_run=args.dry_run,
+        seed_batch=args.seed_batch, dry_run=args.dry_run, trackers=list(args.trackers),
     )
     return 0 if ablate(args.experiment, opts).ok else 1
 
@@ -175,12 +194,6 @@ def cmd_report(args) -> int:
         raise ShlError(f"{out}: no such directory")
     report(out, Console(highlight=False, width=200), formats=args.formats or ["md"], figures=not args.no_figures)
     return 0
-
-
-def cmd_toyworld(args) -> int:
-    from .toyworld_cli import toyworld_command
-
-    return toyworld_command(args)
 
 
 # ------------------------------------------------------------------------------------------ export / sample

@@ -10,6 +10,8 @@ chosen by NAME from YAML, never by pluggy's call order.
 Observer hooks (``shl_run_start``, ``shl_round_end``, ``shl_run_end``) are for loggers: they receive copies of
 what the engine records and must not change results. Trackers (W&B, MLflow) are a component family instead,
 so that they are switched on by name, not by being installed.
+
+``shl_register_commands`` adds subcommands to the ``shl`` command line (``shl.plugin_commands``).
 """
 
 from __future__ import annotations
@@ -18,12 +20,13 @@ from typing import Any, Callable
 
 import pluggy
 
+from .api.component import Component
 from .api.families import FAMILY_TABLE, Family
 
 hookspec = pluggy.HookspecMarker("shl")
 hookimpl = pluggy.HookimplMarker("shl")
 
-Register = Callable[[type], None]
+Register = Callable[[type[Component]], None]
 
 
 def _registration_hookspec(family: Family) -> Callable[..., None]:
@@ -70,4 +73,22 @@ def shl_run_end(run_dir: str, status: str, message: str) -> None:
     :param run_dir: the run's directory.
     :param status: complete, stopped, starved, failed or nan.
     :param message: the reason, for a run that did not complete ("" or a summary otherwise).
+    """
+
+
+@hookspec
+def shl_register_commands(register: Callable[..., None]) -> None:
+    """Add subcommands to the ``shl`` command line (argparse); they are listed in ``shl --help`` like the built-ins.
+
+    A command's ``add_arguments`` runs for ``shl --help`` and every plugin command, so keep it cheap; import
+    anything heavy (torch) inside its handler. The handler raises ``shl.errors.ShlError`` (or ``ConfigError``)
+    for bad input: one ``error:`` line, exit code 2, as for the built-in commands. A name taken by a built-in
+    command or by another plugin is an error naming the plugin.
+
+    :param register: call it once per command, ``register(name, help, add_arguments, handler)`` or
+        ``register(shl.plugin_commands.Command(...))`` (which also takes ``usage`` and ``summary``, the
+        command's line in the overview at the end of ``shl --help``). ``name`` is the word after ``shl``;
+        ``help`` its one-line description; ``add_arguments(parser)`` adds its arguments to an
+        ``argparse.ArgumentParser``; ``handler(args)`` runs it with the parsed ``argparse.Namespace`` and returns
+        the exit code (None counts as 0).
     """

@@ -1,7 +1,7 @@
 """End to end: third-party plugin packages, really built and installed, seen by the real ``shl`` CLI.
 
-Each package (the example in examples/shl-plugin-example, plus a broken one and one with a clashing name
-built here) is installed once per session with ``pip install --no-deps --no-build-isolation --target DIR``
+Each package (the example in examples/shl-plugin-example, plus a broken one, one with a clashing component
+name and one with clashing command names, built here) is installed once per session with ``pip install --no-deps --no-build-isolation --target DIR``
 into its own directory under pytest's tmp dir, and the CLI runs in a subprocess with ``PYTHONPATH=DIR``:
 the same entry-point discovery (importlib.metadata over sys.path) as a site-packages install, without
 touching the shared environment (a clashing plugin installed there would break every other ``shl`` call
@@ -134,6 +134,24 @@ def plugin_sites(tmp_path_factory):
                     @hookimpl
                     def shl_register_aggregators(register):
                         register(MyRMSE)
+                    """,
+                )
+            elif kind == "cmdclash":
+                src = _make_package(
+                    base / "src-cmdclash", "shl-plugin-cmdclash", "shl_plugin_cmdclash", "cmdclash",
+                    """\
+                    from shl.hookspecs import hookimpl
+
+
+                    def _nothing(parser):
+                        pass
+
+
+                    @hookimpl
+                    def shl_register_commands(register):
+                        register("run", "a second 'shl run'", _nothing, lambda args: 0)
+                        register("toyworld", "a second 'shl toyworld'", _nothing, lambda args: 0)
+                        register("cmdclash-ok", "a command of its own", _nothing, lambda args: 0)
                     """,
                 )
             else:  # pragma: no cover
@@ -269,6 +287,38 @@ def test_disabled_plugin_names_are_unknown(plugin_sites, tmp_path):
     assert not [r for r in out["components"] if r["plugin"] == "example"]
 
 
+def test_example_command_runs_through_the_shl_script(plugin_sites, tmp_path):
+    """``shl example-lam``: registered by the installed example through ``shl_register_commands``, run by the real
+    ``shl`` console script, listed by ``shl --help`` and ``shl plugins``; its input errors are shl's one line."""
+    site = plugin_sites("example")
+    proc = run_shl("example-lam", "--at", "2", "--factor", "0.25", "--lam", "0.4", "--rounds", "3", site=site,
+                   cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["step schedule (at=2, factor=0.25), base lam 0.4",
+                                        "round 0: lam 0.4", "round 1: lam 0.4", "round 2: lam 0.1"]
+
+    helptext = run_shl("--help", site=site, cwd=tmp_path)
+    assert helptext.returncode == 0, helptext.stderr
+    assert "example-lam" in helptext.stdout and "under the 'step' schedule" in helptext.stdout
+    sub = run_shl("example-lam", "--help", site=site, cwd=tmp_path)
+    assert sub.returncode == 0 and "usage: shl example-lam" in sub.stdout and "--factor" in sub.stdout
+
+    bad = run_shl("example-lam", "--factor", "-1", site=site, cwd=tmp_path)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert _error_lines(bad) == ["error: --factor: Input should be greater than or equal to 0 (got -1.0) "
+                                 "(plugin 'example')"], bad.stderr
+
+    listing = run_shl("plugins", "--json", site=site, cwd=tmp_path)
+    assert listing.returncode == 0, listing.stderr
+    commands = {c["name"]: c for c in json.loads(listing.stdout)["commands"]}
+    assert commands["example-lam"]["plugin"] == "example"
+    assert commands["example-lam"]["distribution"] == "shl-plugin-example"
+    assert commands["toyworld"]["plugin"] == "toyworld" and commands["toyworld"]["distribution"] == "shl"
+
+    gone = run_shl("example-lam", site=site, cwd=tmp_path, env={"SHL_DISABLE_PLUGINS": "example"})
+    assert gone.returncode == 2 and "invalid choice: 'example-lam'" in gone.stderr
+
+
 # --------------------------------------------------------------------------------------------- broken / clash
 
 
@@ -376,3 +426,29 @@ def test_example_own_test_suite_passes(tmp_path):
     )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     assert " passed" in proc.stdout
+
+
+def test_clashing_command_names_name_the_plugin(plugin_sites, tmp_path):
+    """A plugin command named like a built-in, or like another plugin's, is an error naming the plugin: one line
+    each, exit 2, for ``shl --help`` and every plugin command; ``shl plugins`` lists them; disabling the plugin
+    makes them usable again."""
+    site = plugin_sites("cmdclash")
+    proc = run_shl("--help", site=site, cwd=tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert _error_lines(proc) == [
+        "error: plugin 'cmdclash' (shl-plugin-cmdclash 0.0.1) registers the command 'run', which is a built-in shl "
+        "command; rename it (SHL_DISABLE_PLUGINS=cmdclash skips the plugin)",
+        "error: duplicate command 'toyworld': registered by plugin 'cmdclash' (shl-plugin-cmdclash 0.0.1) and by "
+        "plugin 'toyworld' (shl 0.1.0)",
+    ], proc.stderr
+    assert _error_lines(run_shl("cmdclash-ok", site=site, cwd=tmp_path)) == _error_lines(proc)
+    assert run_shl("validate", "--help", site=site, cwd=tmp_path).returncode == 0  # built-ins load no commands
+
+    listing = run_shl("plugins", "--json", site=site, cwd=tmp_path)
+    assert listing.returncode == 2, listing.stderr
+    out = json.loads(listing.stdout)
+    assert len(out["conflicts"]) == 2 and all("'cmdclash'" in c for c in out["conflicts"])
+    assert "cmdclash-ok" in {c["name"] for c in out["commands"]}
+
+    fine = run_shl("--help", site=site, cwd=tmp_path, env={"SHL_DISABLE_PLUGINS": "cmdclash"})
+    assert fine.returncode == 0 and "toyworld" in fine.stdout and "cmdclash-ok" not in fine.stdout

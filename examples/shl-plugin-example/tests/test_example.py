@@ -5,6 +5,7 @@ They run whether or not the plugin is installed: ``shl_host_factory`` registers 
 
 from __future__ import annotations
 
+import argparse
 import math
 import subprocess
 import sys
@@ -13,6 +14,9 @@ import pytest
 from pydantic import ValidationError
 
 import shl_plugin_example
+from shl.cli import BUILTIN_COMMANDS
+from shl.errors import ConfigError
+from shl.plugin_commands import collect_commands
 from shl.testing import assert_component_contract
 from shl_plugin_example import COMPONENTS, SoftmaxMax, Step, TrimmedMeanDiff
 
@@ -40,10 +44,15 @@ def test_no_clash_with_installed_plugins(shl_host_factory):
     # together with every installed plugin (shl's built-ins included), the names must stay unique. If this
     # package is installed too, its entry point gives way to the copy registered here (same module), so the
     # module is registered exactly once, under "example-under-test", and a clash would be listed below.
+    # The command names too, against shl's own commands and every installed plugin's (collected first: a
+    # command registration that fails is recorded in host.failures).
     host = shl_host_factory(extra_plugins=[("example-under-test", shl_plugin_example)])
+    commands = collect_commands(host, BUILTIN_COMMANDS)
     assert [f for f in host.failures if f["plugin"] == "example-under-test"] == []  # it really registered
     assert host.registry.entry("aggregator", "softmax_max").origin.plugin == "example-under-test"
     assert [c for c in host.registry.conflicts if "example-under-test" in c] == []
+    assert [c for c in commands.conflicts if "example-under-test" in c] == []
+    assert "example-lam" in [c.command.name for c in commands.commands]
 
 
 def test_params_are_validated(host):
@@ -127,3 +136,18 @@ def test_step_schedule():
     s = Step(Step.Params(at=2, factor=0.25))
     assert [s.lam(r, 2.0) for r in range(4)] == [2.0, 2.0, 0.5, 0.5]
     assert Step(Step.Params(at=0, factor=0.0)).lam(0, 1.0) == 0.0
+
+
+def test_example_lam_command(host, capsys):
+    found = collect_commands(host, BUILTIN_COMMANDS)
+    assert found.conflicts == [] and [c.command.name for c in found.commands] == ["example-lam"]
+    command = found.commands[0].command
+    parser = argparse.ArgumentParser(prog="shl example-lam")
+    command.add_arguments(parser)
+    assert command.handler(parser.parse_args(["--at", "1", "--factor", "0.5", "--lam", "2", "--rounds", "3"])) == 0
+    assert capsys.readouterr().out.splitlines() == ["step schedule (at=1, factor=0.5), base lam 2",
+                                                    "round 0: lam 2", "round 1: lam 1", "round 2: lam 1"]
+    with pytest.raises(ConfigError, match=r"^--factor: Input should be greater than or equal to 0 \(got -1.0\)"):
+        command.handler(parser.parse_args(["--factor", "-1"]))
+    with pytest.raises(ConfigError, match=r"^--rounds: must be >= 1, got 0"):
+        command.handler(parser.parse_args(["--rounds", "0"]))

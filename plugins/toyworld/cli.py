@@ -1,4 +1,5 @@
-"""``shl toyworld build|info|sweep``: the embedded toy world from the command line.
+"""``shl toyworld build|info|sweep``: the embedded toy world from the command line, a command this plugin adds
+through the ``shl_register_commands`` hook (``COMMAND``).
 
 The sweep measures exactly what the steer step relies on: trait and coherence of the unhealed model steered
 by a mean-diff vector (prompt_mean positions) at increasing coefficients, next to a random vector of the same
@@ -12,10 +13,30 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .errors import ShlError
+from shl.errors import ShlError
+from shl.plugin_commands import Command
 
 DEFAULT_COEFFS = [0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 5.0]
 DEFAULT_LAYER = 1
+
+
+def add_arguments(p) -> None:
+    """The arguments of ``shl toyworld``: one subcommand per action."""
+    tw = p.add_subparsers(dest="toy_command", metavar="ACTION")
+    b = tw.add_parser("build", help="train the toy model (or find it in the cache)")
+    b.add_argument("--variant", default="default", choices=["default", "small"], help="model variant")
+    b.add_argument("--seed", type=int, default=0, help="training seed")
+    i = tw.add_parser("info", help="where the toy model is cached, its size, training loss, world version")
+    i.add_argument("--variant", default="default", choices=["default", "small"], help="model variant")
+    i.add_argument("--seed", type=int, default=0, help="training seed")
+    s = tw.add_parser("sweep", help="trait and coherence vs steering coefficient (mean-diff and random vectors)")
+    s.add_argument("--variant", default="default", choices=["default", "small"], help="model variant")
+    s.add_argument("--seed", type=int, default=0, help="seed for the model, contexts and sampling")
+    s.add_argument("--coeffs", default=None, help="comma-separated coefficients (default: a built-in range)")
+    s.add_argument("--layer", default=None, help="layer index or fraction (default: the smoke config's)")
+    s.add_argument("--prompts", type=int, default=200, help="evaluation prompts per coefficient")
+    s.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    s.add_argument("--plot", default=None, metavar="FILE", help="also save a plot (PNG or SVG)")
 
 
 def toyworld_command(args) -> int:
@@ -24,14 +45,15 @@ def toyworld_command(args) -> int:
     return {"build": _build, "info": _info, "sweep": _sweep}[args.toy_command](args)
 
 
-def _train_module():
-    from shl_plugins.toyworld import train
-
-    return train
+COMMAND = Command(
+    "toyworld", "the embedded toy world: build its model, inspect it, sweep the dose", add_arguments,
+    toyworld_command, usage="toyworld build|info|sweep", summary="the embedded toy world",
+)
 
 
 def _build(args) -> int:
-    train = _train_module()
+    from . import train
+
     cached = train.is_cached(args.variant, args.seed)
     t0 = time.time()
     path = train.ensure_model(args.variant, args.seed, verbose=True)
@@ -44,8 +66,7 @@ def _build(args) -> int:
 
 
 def _info(args) -> int:
-    train = _train_module()
-    from shl_plugins.toyworld import world
+    from . import train, world
 
     path = train.model_dir(args.variant, args.seed)
     print(f"world version   {world.WORLD_VERSION}")
@@ -81,17 +102,18 @@ def sweep(variant: str = "default", seed: int = 0, coeffs: list[float] | None = 
     """Rows of (coeff, vector kind, trait, trait_se, coherence, coherence_se) on the toy model."""
     import torch
 
-    from .data import load_data
-    from .engine.chat import render_prompt
-    from .engine.extract import extract_pairs
-    from .engine.generate import clean_generation_config, generate
-    from .engine.layers import decoder_layers, resolve_layers
-    from .engine.seeds import derive_seed, torch_generator
-    from .engine.steering import Steerer
-    from .manager import get_host
-    from shl_plugins.toyworld.evaluator import exact_metrics
-
     from transformers.utils import logging as hf_logging
+
+    from shl.data import load_data
+    from shl.engine.chat import render_prompt
+    from shl.engine.extract import extract_pairs
+    from shl.engine.generate import clean_generation_config, generate
+    from shl.engine.layers import decoder_layers, resolve_layers
+    from shl.engine.seeds import Stream, derive_seed, torch_generator
+    from shl.engine.steering import Steerer
+    from shl.manager import get_host
+
+    from .evaluator import exact_metrics
 
     torch.set_flush_denormal(True)
     hf_logging.disable_progress_bar()
@@ -105,7 +127,7 @@ def sweep(variant: str = "default", seed: int = 0, coeffs: list[float] | None = 
     pos, neg = extract_pairs(model, tok, data, contexts, layers, "prompt_mean", 64)[layers[0]]
     method = reg.build("steering", "mean_diff", {})
     v = method.fit(pos, neg)
-    r = torch.randn(v.shape, generator=torch_generator(seed, "sweep-random"))
+    r = torch.randn(v.shape, generator=torch_generator(seed, Stream.SWEEP_RANDOM))
     r = r / r.norm() * v.norm()
     prompts = [(u, render_prompt(tok, u, data.neutral_system)) for u in data.eval_prompts[:n_prompts]]
     rows = []
@@ -116,7 +138,7 @@ def sweep(variant: str = "default", seed: int = 0, coeffs: list[float] | None = 
             steerer = Steerer(method, {layers[0]: vec}, c)
             with steerer.installed(model):
                 comps = generate(model, tok, prompts, max_new_tokens=max_new_tokens, batch_size=100,
-                                 seed=derive_seed(seed, "sweep", c), steerer=steerer)
+                                 seed=derive_seed(seed, Stream.SWEEP, c), steerer=steerer)
             m = exact_metrics(comps)
             rows.append({"coeff": c, "vector": kind, "layer": layers[0], "vector_norm": float(v.norm()), **m})
             if progress:
