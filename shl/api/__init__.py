@@ -16,11 +16,11 @@ from .families import BASE_CLASSES, FAMILIES, FAMILY_TABLE, REGISTRATION_HOOKS, 
 from .filters import Completion, Filter, FilterContext, Scorer, Verdict
 from .models import LoadedModel, ModelSource
 from .steering import SteeringMethod
-from .trackers import TrackedAblation, TrackedRun, Tracker
+from .trackers import TrackedAblation, TrackedRun, Tracker, numeric_metrics
 
 __all__ = [
     "Aggregator", "BASE_CLASSES", "Completion", "Component", "EvalContext", "Evaluator", "FAMILIES",
     "FAMILY_TABLE", "Family", "Filter", "FilterContext", "LoadedModel", "ModelSource", "Params", "Persona",
     "REGISTRATION_HOOKS", "Schedule", "Scorer", "SteeringData", "SteeringMethod", "TrackedAblation", "TrackedRun",
-    "Tracker", "Verdict", "family",
+    "Tracker", "Verdict", "family", "numeric_metrics",
 ]
