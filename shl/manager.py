@@ -13,7 +13,7 @@ import logging
 import os
 from dataclasses import dataclass, field
 from importlib import metadata
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import pluggy
 
@@ -36,7 +36,7 @@ class PluginHost:
     origins: dict[str, Origin] = field(default_factory=dict)
     failures: list[dict[str, str]] = field(default_factory=list)
     disabled: list[str] = field(default_factory=list)
-    _disabled_sources: list[tuple[Origin, Any]] = field(default_factory=list, repr=False)
+    _disabled_sources: list[tuple[Origin, Callable[[], Any]]] = field(default_factory=list, repr=False)
     _disabled_index: dict[tuple[str, str], Origin] | None = field(default=None, repr=False)
 
     @property
@@ -47,7 +47,7 @@ class PluginHost:
         """The disabled plugin (``SHL_DISABLE_PLUGINS``) that would register ``name`` in ``family``, if any.
 
         Disabled plugins are loaded only here, on the first question (an unknown name in a config), into a
-        throwaway plugin manager; one that fails to load is ignored."""
+        throwaway plugin manager; one that fails to load is left out (logged at debug level, logger ``shl.plugins``)."""
         if self._disabled_index is None:
             self._disabled_index = _index_disabled(self._disabled_sources)
         return self._disabled_index.get((family, name))
@@ -85,14 +85,14 @@ def make_host(extra_plugins: Iterable[tuple[str, object]] = (), entry_points: bo
     extra_names = {name for name, _ in extra_plugins}
     extra_ids = {id(plugin) for _, plugin in extra_plugins}
     if entry_points:
-        dists: dict[int, tuple[str, str]] = {}  # id(distribution) -> (name, version): its metadata parsed once
+        dists: dict[int, tuple[Any, str, str]] = {}  # id(distribution) -> (it, name, version): parsed once
         for ep in _entry_points():
             if ep.name in extra_names:
                 continue
             origin = Origin(ep.name, *_dist_name_version(getattr(ep, "dist", None), dists))
             if ep.name in skip:
                 host.disabled.append(ep.name)
-                host._disabled_sources.append((origin, ep))
+                host._disabled_sources.append((origin, ep.load))
                 continue
             try:
                 plugin = ep.load()
@@ -106,7 +106,7 @@ def make_host(extra_plugins: Iterable[tuple[str, object]] = (), entry_points: bo
     for name, plugin in extra_plugins:
         if name in skip:
             host.disabled.append(name)
-            host._disabled_sources.append((Origin(name), plugin))
+            host._disabled_sources.append((Origin(name), lambda _plugin=plugin: _plugin))
             continue
         try:
             pm.register(plugin, name=name)
@@ -119,23 +119,30 @@ def make_host(extra_plugins: Iterable[tuple[str, object]] = (), entry_points: bo
     return host
 
 
-def _dist_name_version(dist: metadata.Distribution | None, seen: dict[int, tuple[str, str]]) -> tuple[str, str]:
+def _dist_name_version(
+    dist: metadata.Distribution | None, seen: dict[int, tuple[Any, str, str]]
+) -> tuple[str, str]:
     """(name, version) of an entry point's distribution, ("", "") without one; each distribution's metadata is
-    read once per ``make_host`` (parsing it costs milliseconds, and one distribution has many entry points)."""
+    read once per ``make_host`` (parsing it costs milliseconds, and one distribution has many entry points).
+    ``seen`` keeps each distribution it caches alive, so no other object can take its ``id`` meanwhile."""
     if dist is None:
         return "", ""
     if id(dist) not in seen:
         meta = dist.metadata
-        seen[id(dist)] = (meta["Name"], meta["Version"])
-    return seen[id(dist)]
+        seen[id(dist)] = (dist, meta["Name"], meta["Version"])
+    return seen[id(dist)][1:]
 
 
-def _index_disabled(sources: list[tuple[Origin, Any]]) -> dict[tuple[str, str], Origin]:
-    """(family, name) -> origin for every component the disabled plugins would register."""
+def _index_disabled(sources: list[tuple[Origin, Callable[[], Any]]]) -> dict[tuple[str, str], Origin]:
+    """(family, name) -> origin for every component the disabled plugins would register.
+
+    Each source is a loader (``EntryPoint.load`` or a function returning an extra plugin), not an entry point to
+    recognise by class: once the ``importlib_metadata`` backport is imported (mlflow does), ``importlib.metadata``
+    hands out the backport's ``EntryPoint`` objects. A plugin that cannot be indexed is logged at debug level."""
     index: dict[tuple[str, str], Origin] = {}
-    for origin, source in sources:
+    for origin, load in sources:
         try:
-            plugin = source.load() if isinstance(source, metadata.EntryPoint) else source
+            plugin = load()
             pm = pluggy.PluginManager("shl")
             pm.add_hookspecs(hookspecs)
             pm.register(plugin, name=origin.plugin)
@@ -148,10 +155,12 @@ def _index_disabled(sources: list[tuple[Origin, Any]]) -> dict[tuple[str, str], 
 
                     try:
                         impl.function(register=register)
-                    except Exception:
-                        pass
-        except Exception:  # a disabled plugin may well be broken: it only fails to explain
-            continue
+                    except Exception as exc:
+                        log.debug("disabled shl plugin '%s': %s failed while indexing it: %s: %s",
+                                  origin.plugin, hook_name, type(exc).__name__, exc)
+        except Exception as exc:  # a disabled plugin may well be broken: it only fails to explain
+            log.debug("disabled shl plugin '%s' could not be indexed (so errors cannot name it): %s: %s",
+                      origin.plugin, type(exc).__name__, exc)
     return index
 
 

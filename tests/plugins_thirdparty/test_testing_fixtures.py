@@ -210,3 +210,45 @@ def test_extra_plugin_replaces_the_installed_copy(shl_host_factory):
     assert host.failures == [] and host.registry.conflicts == []
     assert host.registry.entry("aggregator", "rmse").origin.plugin == "aggregators-under-test"
     assert "aggregators" not in {o.plugin for o in host.origins.values()}
+
+
+_BACKPORT_PROBE = """
+import importlib.metadata, os, sys
+import importlib_metadata  # mlflow imports it: from then on importlib.metadata hands out the backport's objects
+ep = next(iter(importlib.metadata.entry_points(group="shl")))
+print(isinstance(ep, importlib.metadata.EntryPoint))
+os.environ["SHL_DISABLE_PLUGINS"] = "aggregators"
+from shl.errors import PluginError
+from shl.manager import make_host
+try:
+    make_host().registry.entry("aggregator", "rmse")
+except PluginError as exc:
+    print(exc)
+"""
+
+
+def test_disabled_entry_point_is_indexed_with_the_importlib_metadata_backport_imported():
+    """A full test session imports mlflow when collecting the tracker tests, and mlflow imports the
+    ``importlib_metadata`` backport, which makes ``importlib.metadata`` return the backport's EntryPoint objects;
+    a disabled built-in must still be named (it once was not: the check was ``isinstance(.., EntryPoint)``)."""
+    pytest.importorskip("importlib_metadata")
+    proc = subprocess.run([sys.executable, "-c", _BACKPORT_PROBE], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    stdlib_class, message = proc.stdout.splitlines()
+    assert stdlib_class == "False"  # the premise: what the index used to look for was not there
+    assert message.startswith("unknown aggregator 'rmse': provided by plugin 'aggregators' (shl "), message
+
+
+def test_a_disabled_plugin_that_cannot_be_indexed_is_logged(shl_host_factory, monkeypatch, caplog):
+    from shl.errors import PluginError
+
+    monkeypatch.setenv("SHL_DISABLE_PLUGINS", "args")
+    wrong_args = _plugin(shl_register_aggregators=lambda reg: reg(Good))  # argument must be named `register`
+    host = shl_host_factory(extra_plugins=[("args", wrong_args)], entry_points=False)
+    with caplog.at_level("DEBUG", logger="shl.plugins"):
+        with pytest.raises(PluginError, match=r"unknown aggregator 'good_agg'; available: none"):
+            host.registry.entry("aggregator", "good_agg")
+    (record,) = [r for r in caplog.records if r.name == "shl.plugins"]
+    assert record.levelname == "DEBUG"
+    assert "disabled shl plugin 'args' could not be indexed" in record.getMessage()
+    assert "PluginValidationError" in record.getMessage()
