@@ -7,13 +7,11 @@ import pytest
 import torch
 
 from shl import api
-from shl.config.models import LoraConfig
 from shl.engine import reference as reference_mod
-from shl.engine.adapters import AdapterStack
 from shl.engine.chat import encode_completion, render_prompt
 from shl.engine.heal import heal_round
 
-from heal_config import heal_config
+from heal_config import heal_config, round1_stack
 
 TEXTS = ["I think that the plan is good.", "We know what we should do next.", "Thank you for asking.",
          "The doctor said why the rules matter.", "Hello! How are you today?", "Care, compassion, comfort."]
@@ -38,27 +36,9 @@ def settings(**kw):
     return heal_config(**base)
 
 
-def _round1_stack(load):
-    """Round 0 trained (B perturbed) and folded; round 1 added with a small non-zero B (student != reference)."""
-    lm = load("llama")
-    torch.manual_seed(0)  # LoRA A init
-    stack = AdapterStack(lm.model, LoraConfig(r=4, alpha=8.0))
-    stack.new_round()
-    g = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for _, b, _ in stack.lora_pairs("r0"):
-            b.copy_(torch.randn(b.shape, generator=g) * 0.2)
-    stack.fold()
-    params = stack.new_round()
-    with torch.no_grad():
-        for _, b, _ in stack.lora_pairs("r1"):
-            b.copy_(torch.randn(b.shape, generator=g) * 0.05)
-    return lm.tokenizer, stack, params
-
-
 def _run(load, monkeypatch, cache_mb: int, **kw):
     """heal_round with lr=0 (parameters fixed): per-step gradients, stats, and the number of reference forwards."""
-    tok, stack, params = _round1_stack(load)
+    tok, stack, params = round1_stack(load)
     calls = [0]
     real = reference_mod.reference_logprobs
 
@@ -111,7 +91,7 @@ def test_heal_with_the_cache_trains_like_without(load):
     """A real heal (lr > 0, 3 epochs): final adapters and stats agree with the recomputing path."""
     finals, stats = [], []
     for mb in (0, 1024):
-        tok, stack, params = _round1_stack(load)
+        tok, stack, params = round1_stack(load)
         stats.append(heal_round(stack, tok, completions(tok, 6), settings(ref_cache_mb=mb, epochs=3, lr=1e-2,
                                                                              max_grad_norm=1.0),
                                 RecordingMean(), params, 0, 1))

@@ -21,7 +21,7 @@ from shl.engine.reference import reference_logprobs
 from shl.engine.scoring import completion_logprobs, completion_token_probs
 from shl.engine.generate import sampling_probs
 
-from heal_config import heal_config
+from heal_config import heal_config, round1_stack
 
 TEXTS = ["I think that the plan is good.", "We know what we should do next.", "Thank you for asking.",
          "The doctor said why the rules matter.", "Hello! How are you today?", "Care, compassion, comfort."]
@@ -31,24 +31,6 @@ ATOL = 1e-5
 def completions(tok, n: int = 5) -> list[api.Completion]:
     return [api.Completion(user=f"Question {i}?", prompt_ids=render_prompt(tok, f"Question {i}?", "Be kind."),
                            completion_ids=encode_completion(tok, TEXTS[i % 6]), text=TEXTS[i % 6]) for i in range(n)]
-
-
-def round1_stack(load, arch: str = "llama"):
-    """Round 0 trained (B perturbed) and folded; round 1 with a small non-zero B: student != prev != base."""
-    lm = load(arch)
-    torch.manual_seed(0)
-    stack = AdapterStack(lm.model, LoraConfig(r=4, alpha=8.0))
-    stack.new_round()
-    g = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for _, b, _ in stack.lora_pairs("r0"):
-            b.copy_(torch.randn(b.shape, generator=g) * 0.2)
-    stack.fold()
-    params = stack.new_round()
-    with torch.no_grad():
-        for _, b, _ in stack.lora_pairs("r1"):
-            b.copy_(torch.randn(b.shape, generator=g) * 0.05)
-    return lm.tokenizer, stack, params
 
 
 class Rmse(api.Aggregator):
