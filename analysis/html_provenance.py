@@ -12,7 +12,8 @@ from typing import Iterable
 import pandas as pd
 import yaml
 
-from shl.store import META, OUT_RECORD, RUNS_DIR, read_meta, recorded_times
+from shl.errors import ShlError
+from shl.store import META, OUT_RECORD, RUNS_DIR, read_ablation_record, read_meta, recorded_times
 
 from .endpoints import RunLengths
 from .html_markup import esc, html_table, inline
@@ -21,12 +22,12 @@ from .tables import _seed_ranges
 
 
 def read_record(out_dir: Path) -> dict:
-    """The ablation record (``shl-ablation.yaml``), or {} when there is none or it is unreadable."""
+    """The ablation record (``shl-ablation.yaml``, read by the store's one reader), or {} when there is none or
+    it is malformed (the page then shows what it can without it)."""
     try:
-        rec = yaml.safe_load((Path(out_dir) / OUT_RECORD).read_text())
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return read_ablation_record(out_dir) or {}
+    except ShlError:
         return {}
-    return rec if isinstance(rec, dict) and rec.get("format") == "shl-ablation" else {}
 
 
 def run_dates(out_dir: Path, run_ids: Iterable[str]) -> str:

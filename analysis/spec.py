@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 class MetricSpec(BaseModel):
     """One metric to compare, and which direction counts as an improvement."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     name: str = Field(description="Metric key as written in metrics.jsonl.")
     direction: Literal["higher", "lower"] = Field(
@@ -26,7 +26,7 @@ class MetricSpec(BaseModel):
 class ComparisonSpec(BaseModel):
     """Which arms to compare against which baseline, on which metrics, and how."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     baseline: str = Field(description="Arm name every other arm is compared against.")
     metrics: list[MetricSpec] = Field(
@@ -45,7 +45,7 @@ class ComparisonSpec(BaseModel):
         "seed, the value at the last round that every paired run of that seed reached, across all arms "
         "compared (so every arm of a seed is read at the same round).",
     )
-    last_k: int = Field(default=2, ge=1, description="k for the 'last_k' endpoint.")
+    last_k: int = Field(default=2, ge=1, le=1000, description="k for the 'last_k' endpoint.")
     alpha: float = Field(
         default=0.05, gt=0.0, lt=1.0, description="Two-sided significance level."
     )

@@ -12,6 +12,7 @@ import sys
 from typing import Sequence
 
 from . import __version__
+from . import cli_types as types
 from .errors import ShlError, ShlFault
 from .plugin_commands import Command, PluginCommands, collect_commands
 
@@ -51,10 +52,18 @@ def _add_set(p: argparse.ArgumentParser) -> None:
     )
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``error: shl ablate: argument --workers: must be in 1..256, got 0``."""
+
+    def error(self, message: str):  # type: ignore[override]
+        hint = f" (see '{self.prog} --help')"
+        self.exit(2, f"error: {self.prog}: {' '.join(message.split())}{hint}\n")
+
+
 def build_parser(plugin_commands: Sequence[Command] = ()) -> argparse.ArgumentParser:
     """The ``shl`` parser: the built-in commands and ``plugin_commands`` (from ``shl_register_commands``)."""
     lines = WORKFLOW_OVERVIEW + [(c.usage or c.name, c.summary or c.help) for c in plugin_commands] + RUN_TOOLS_OVERVIEW
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="shl",
         description="steer, heal, loop: distil a steering vector into LoRA adapters, heal with a KL barrier, "
         "loop; and ablate every part of it.",
@@ -82,7 +91,7 @@ def _add_builtin_commands(sub) -> None:
     p.add_argument("config", help="run config YAML")
     _add_set(p)
     p.add_argument("--out", default=None, help="run directory (default: runs/<name>-seed<seed>-<hash>)")
-    p.add_argument("--seed", type=int, default=None, help="shorthand for --set seed=N")
+    p.add_argument("--seed", type=types.seed, default=None, help="shorthand for --set seed=N")
     p.add_argument("--force", action="store_true", help="redo the run even if the directory holds a complete one")
     _add_tracker(p)
 
@@ -99,17 +108,19 @@ def _add_builtin_commands(sub) -> None:
     p.add_argument("--executor", default=None, choices=["auto", "inprocess", "local", "ray"],
                    help="where runs execute: in this process, in local worker processes, or on Ray (default: the "
                    "experiment's; with more than one worker, local)")
-    p.add_argument("--workers", type=int, default=None, metavar="N",
+    p.add_argument("--workers", type=types.int_in(1, 256), default=None, metavar="N",
                    help="local worker processes, threads divided between them (default: one per core, at most 4, "
                    "for CPU runs; 1 on a GPU)")
     p.add_argument("--ray-address", default=None, help="Ray cluster address (default: RAY_ADDRESS or local)")
     p.add_argument("--no-report", action="store_true", help="skip the comparison report at the end")
-    p.add_argument("--until-mde", type=float, default=None, metavar="X",
+    p.add_argument("--until-mde", type=types.positive_float, default=None, metavar="X",
                    help="after the planned seeds, add seeds in batches until the primary metric's minimum "
                    "detectable effect is <= X in every arm (a rule on the spread of the paired differences only, "
                    "never their mean or p; the report says so)")
-    p.add_argument("--max-seeds", type=int, default=40, metavar="N", help="with --until-mde: at most N seeds")
-    p.add_argument("--seed-batch", type=int, default=2, metavar="B", help="with --until-mde: seeds added per step")
+    p.add_argument("--max-seeds", type=types.int_in(1, 1000), default=40, metavar="N",
+                   help="with --until-mde: at most N seeds")
+    p.add_argument("--seed-batch", type=types.int_in(1, 1000), default=2, metavar="B",
+                   help="with --until-mde: seeds added per step")
     p.add_argument("--redo-corrupt", action="store_true",
                    help="redo runs whose stored results fail their integrity check (by default they are named, "
                    "excluded from the comparison and left as they are)")
@@ -130,7 +141,8 @@ def _add_builtin_commands(sub) -> None:
     p = sub.add_parser("export", help="write the student after K heal rounds as a standard Hugging Face model "
                        "directory (adapters merged; tokenizer and chat template included), or one PEFT adapter")
     p.add_argument("run_dir", help="a finished run directory (verified)")
-    p.add_argument("--round", type=int, default=None, metavar="K", help="heal rounds to include (default: the last)")
+    p.add_argument("--round", type=types.int_in(0, 1000), default=None, metavar="K",
+                   help="heal rounds to include (default: the last)")
     p.add_argument("--out", required=True, help="output directory (must not exist, or be empty)")
     p.add_argument("--adapter", action="store_true",
                    help="write one PEFT LoRA adapter equivalent to the stack (ranks concatenated, scalings folded "
@@ -141,16 +153,19 @@ def _add_builtin_commands(sub) -> None:
     p = sub.add_parser("sample", help="print completions from the student after K heal rounds (and with --steered "
                        "the steered point of that round), to read what the heal did")
     p.add_argument("run_dir", help="a finished run directory (verified)")
-    p.add_argument("--round", type=int, default=None, metavar="K", help="heal rounds (default: the last)")
+    p.add_argument("--round", type=types.int_in(0, 1000), default=None, metavar="K",
+                   help="heal rounds (default: the last)")
     p.add_argument("--steered", action="store_true",
                    help="also sample the steered point: the student before round K's heal, steered with round K's "
                    "vector at the dose recorded in its metrics row")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--prompt", default=None, metavar="TEXT", help="one user prompt")
-    g.add_argument("--n", type=int, default=4, metavar="N", help="N prompts from the run's held-out evaluation prompts")
-    p.add_argument("--seed", type=int, default=0, help="sampling seed")
-    p.add_argument("--max-new-tokens", type=int, default=None, help="default: the run's eval.max_new_tokens")
-    p.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N")
+    g.add_argument("--n", type=types.int_in(1, 10_000), default=4, metavar="N",
+                   help="N prompts from the run's held-out evaluation prompts")
+    p.add_argument("--seed", type=types.seed, default=0, help="sampling seed")
+    p.add_argument("--max-new-tokens", type=types.tokens, default=None,
+                   help="default: the run's eval.max_new_tokens")
+    p.add_argument("--device", type=types.device, default="cpu", help="cpu (default), cuda, cuda:N")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

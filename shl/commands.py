@@ -80,10 +80,10 @@ def load_config(path: str, overrides: list[str]):
 
 
 def cmd_validate(args) -> int:
-    from .data import load_data
+    from .data import check_data
 
     cfg, _ = load_config(args.config, args.overrides)
-    load_data(cfg.data, Path(args.config).parent)  # the steering data file exists and is well formed
+    check_data(cfg.data, Path(args.config).parent, args.config, args.overrides)  # exists and is well formed
     print(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False), end="")
     print(f"# {args.config}: valid", file=sys.stderr)
     return 0
@@ -124,22 +124,28 @@ def round_table(rows: list[dict[str, Any]], title: str = ""):
 
 def cmd_run(args) -> int:
     from .config.identity import run_hash
-    from .engine.loop import Run
-    from .store import CORRUPT, TERMINAL, RunStore, is_owned
-    from .tracking import RunTracking, TrackerPlan, checked_trackers, option_trackers
+    from .data import check_data
+    from .executors import RunTask
+    from .executors.task import execute_task
+    from .store import CORRUPT, RUNNING, TERMINAL, RunStore, check_out_dir
+    from .tracking import TrackerPlan, checked_trackers, option_trackers
 
     overrides = list(args.overrides) + ([f"seed={args.seed}"] if args.seed is not None else [])
     cfg, host = load_config(args.config, overrides)
+    check_data(cfg.data, Path(args.config).parent, args.config, overrides)
     trackers = option_trackers(args.trackers, host.registry)
     resolved = cfg.model_dump(mode="json")
     identity = run_hash(resolved, Path(args.config).parent)
     h = identity[:10]
     out = Path(args.out) if args.out else Path("runs") / f"{cfg.name}-seed{cfg.seed}-{h}"
+    check_out_dir(out, "run")
     store = RunStore(out)
     con = _console()
     state = store.state()
     if state.status == "foreign":
         raise ShlError(f"{out}: {state.reason}; refusing to delete or overwrite it (choose another --out)")
+    if state.status == RUNNING:
+        raise ShlError(f"{out}: {state.reason}; wait for it to finish or choose another --out")
     if state.status == CORRUPT and not args.force:
         raise ShlError(f"{out}: holds a corrupt run ({state.reason}); --force redoes it")
     if state.status in TERMINAL and not args.force:
@@ -149,22 +155,20 @@ def cmd_run(args) -> int:
         con.print(f"{out}: already complete ({store.status()}); --force to redo")
         con.print(round_table(store.metrics(), title=str(out)))
         return 0
-    store.reset()
+    store.check_writable()
     meta = {"experiment": None, "arm": None, "seed": cfg.seed, "config_hash": identity,
             "config_file": str(args.config)}
     warn = lambda line: con.print(line, highlight=False, markup=False)  # noqa: E731
-    tracking = RunTracking(TrackerPlan(checked_trackers(trackers, host.registry, warn)), host, out, meta, warn)
-    with con.status("starting") as status, tracking:
-        run = Run(cfg, host, store, progress=lambda s: status.update(s), data_root=Path(args.config).parent,
-                  meta=meta, echo=lambda line: con.print(line, highlight=False, markup=False))
-        try:
-            outcome = tracking.finished(run.execute())
-        except ShlError as exc:  # an input problem found at run time: mark the directory, then report it
-            if is_owned(store.dir):
-                store.fail("failed", str(exc), "")
-            raise
+    task = RunTask(str(out), resolved, meta, str(Path(args.config).parent), f"{cfg.name} seed {cfg.seed}",
+                   trackers=TrackerPlan(checked_trackers(trackers, host.registry, warn)))
+    with con.status("starting") as status:
+        outcome = execute_task(task, progress=lambda s: status.update(s), host=host, echo=warn, warn=warn)
+    if outcome.input_error:
+        raise ShlError(outcome.message)
     con.print(round_table(outcome.metrics, title=f"{cfg.name} seed {cfg.seed}"))
-    con.print(f"status: {outcome.status}: {outcome.message}")
+    con.print(f"status: {outcome.status}: {outcome.message}", markup=False)
+    if outcome.status not in TERMINAL and outcome.traceback:
+        con.print(f"the traceback is in {out / 'FAILED.json'}", markup=False)
     con.print(f"run directory: {out}")
     return 0 if outcome.status in ("complete", "stopped") else 1
 
@@ -213,8 +217,6 @@ def cmd_export(args) -> int:
 def cmd_sample(args) -> int:
     from .sample import format_rows, sample
 
-    if args.n is not None and args.n < 1:
-        raise ShlError("--n must be >= 1")
     student, rows, coeff = sample(args.run_dir, round=args.round, steered=args.steered, prompt=args.prompt,
                                   n=args.n, seed=args.seed, max_new_tokens=args.max_new_tokens, device=args.device)
     print(format_rows(student, rows, coeff))

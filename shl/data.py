@@ -17,9 +17,9 @@ Format (YAML)::
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Any, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictStr, ValidationError, model_validator
 
 from .api import Persona, SteeringData
 from .config.data_path import BUILTIN_PREFIX, data_digest, resolve_data_path
@@ -28,24 +28,43 @@ from .config.reading import read_yaml
 from .config.validation_errors import validation_message
 from .errors import ConfigError
 
-__all__ = ["BUILTIN_PREFIX", "DataFile", "check_held_out", "data_digest", "load_data", "resolve_data_path"]
+__all__ = ["BUILTIN_PREFIX", "DataFile", "check_data", "check_held_out", "data_digest", "load_data", "resolve_data_path"]
+
+
+def _text(value: Any) -> Any:
+    if isinstance(value, str) and not value.strip():
+        raise ValueError("is empty (a prompt or persona needs text)")
+    return value
+
+
+Text = Annotated[StrictStr, AfterValidator(_text)]
+"""A non-blank string."""
 
 
 class _Persona(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(description="the pole's name")
-    system: str = Field(description="system prompt that asks the model to act this pole")
+    name: Text = Field(description="the pole's name")
+    system: Text = Field(description="system prompt that asks the model to act this pole")
 
 
 class DataFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
     positive: _Persona = Field(description="the pole steering moves towards")
     negative: _Persona = Field(description="the opposite pole")
-    neutral_system: Optional[str] = Field(None, description="system prompt for generation/evaluation")
-    contexts: list[str] = Field(min_length=2, description="extraction user turns")
-    prompts: list[str] = Field(min_length=1, description="generation user turns")
-    eval_prompts: list[str] = Field(min_length=1, description="held-out evaluation user turns")
-    narration_words: list[str] = Field(default_factory=list, description="narration markers")
+    neutral_system: Optional[StrictStr] = Field(None, description="system prompt for generation/evaluation")
+    contexts: list[Text] = Field(min_length=2, description="extraction user turns")
+    prompts: list[Text] = Field(min_length=1, description="generation user turns")
+    eval_prompts: list[Text] = Field(min_length=1, description="held-out evaluation user turns")
+    narration_words: list[Text] = Field(default_factory=list, description="narration markers")
+
+    @model_validator(mode="after")
+    def _distinct_poles(self) -> "DataFile":
+        if _same_text(self.positive.system) == _same_text(self.negative.system):
+            raise ValueError("positive.system and negative.system are the same text: the two personas must differ, "
+                             "or the steering vector is zero")
+        if _same_text(self.positive.name) == _same_text(self.negative.name):
+            raise ValueError("positive.name and negative.name are the same: name the two poles differently")
+        return self
 
 
 def load_data(spec: str, relative_to: Path | None = None) -> SteeringData:
@@ -69,6 +88,19 @@ def load_data(spec: str, relative_to: Path | None = None) -> SteeringData:
         narration_words=list(f.narration_words),
         source=str(path),
     )
+
+
+def check_data(spec: str, relative_to: Path | None, source: str, overrides: list[str] = ()) -> SteeringData:
+    """``load_data`` before a run starts, its errors prefixed by where ``data:`` came from: the ``--set`` override
+    that set it, else ``source`` (the config or experiment file)."""
+    from .config.overrides import shown_override
+
+    try:
+        return load_data(spec, relative_to)
+    except ConfigError as exc:
+        setter = next((o for o in reversed(list(overrides)) if o.split("=", 1)[0].strip() == "data"), None)
+        where = f"--set {shown_override(setter)}" if setter else source
+        raise ConfigError("\n".join(f"{where}: {line}" for line in str(exc).splitlines())) from None
 
 
 def _same_text(text: str) -> str:

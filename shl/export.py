@@ -67,10 +67,12 @@ class Student:
 
 def check_run(run_dir: str | Path) -> Path:
     """The run directory, if it holds a verified finished run; else one-line ShlError."""
-    from .store import TERMINAL, inspect_run
+    from .store import RUNNING, TERMINAL, inspect_run
 
     d = Path(run_dir)
     state = inspect_run(d)
+    if state.status == RUNNING:
+        raise ShlError(f"{d}: {state.reason}; wait for it to finish")
     if state.status not in TERMINAL:
         why = f" ({state.reason})" if state.reason else ""
         raise ShlError(f"{d}: not a verified finished run: {state.status}{why}")
@@ -91,7 +93,10 @@ def load_student(run_dir: str | Path, round: int | None = None, device: str = "c
     from .config.slots import model_source
     from .store import RunStore
 
+    from .engine.run_setup import pick_device
+
     d = check_run(run_dir)
+    device = pick_device(device)
     try:
         cfg = RunConfig.model_validate(yaml.safe_load((d / "config.yaml").read_text()))
     except Exception as exc:

@@ -20,8 +20,8 @@ class Length(api.Filter):
     description = "number of completion tokens within bounds (optionally: generation finished)"
 
     class Params(api.Params):
-        min_tokens: int = Field(4, ge=0, description="fewest completion tokens kept")
-        max_tokens: int = Field(10**9, ge=0, description="most completion tokens kept")
+        min_tokens: int = Field(4, ge=0, le=1_000_000, description="fewest completion tokens kept")
+        max_tokens: int = Field(1_000_000, ge=0, le=1_000_000, description="most completion tokens kept")
         require_finished: bool = Field(False, description="also drop completions cut off at max_new_tokens")
 
         @model_validator(mode="after")

@@ -57,8 +57,8 @@ class Repetition(api.Filter):
 
     class Params(api.Params):
         max_share: float = Field(0.5, ge=0.0, le=1.0, description="keep completions whose top n-gram share is at most this")
-        min_words: int = Field(4, ge=1, description="completions with fewer words score 0 for the word part")
-        min_chars: int = Field(16, ge=1, description="completions with fewer characters score 0 for the character part")
+        min_words: int = Field(4, ge=1, le=100_000, description="completions with fewer words score 0 for the word part")
+        min_chars: int = Field(16, ge=1, le=1_000_000, description="completions with fewer characters score 0 for the character part")
 
     def judge(self, completions: Sequence[api.Completion], ctx: api.FilterContext) -> list[api.Verdict]:
         p = self.params

@@ -102,6 +102,22 @@ class HF(api.ModelSource):
                 return n
         return None
 
+    def module_names(self) -> list[str] | None:
+        """For a model already local (a directory or the HF cache): its modules, built from config.json on the
+        meta device; else None."""
+        p = self.params
+        try:
+            from transformers import AutoConfig
+
+            cfg = AutoConfig.from_pretrained(
+                p.name_or_path, revision=p.revision, trust_remote_code=p.trust_remote_code, local_files_only=True
+            )
+        except Exception:
+            return None
+        from .meta_modules import module_names
+
+        return module_names(cfg)
+
     def identity(self) -> str | None:
         """For a local directory: its fingerprint (config and tokenizer files by content, weight files by size
         and modification time), so editing or replacing the weights at the same path is a new model. For a hub

@@ -65,6 +65,13 @@ class TinyRandom(api.ModelSource):
     def num_layers(self) -> int | None:
         return self.params.layers
 
+    def module_names(self) -> list[str] | None:
+        from .meta_modules import module_names
+
+        p = self.params
+        tokenizer = tiny_tokenizer()
+        return module_names(make_config(p.arch, len(tokenizer), p.hidden, p.layers, p.heads, {}))
+
     def identity(self) -> str | None:
         """The weights are a function of the params alone (seeded initialisation, built-in tokenizer)."""
         return "tiny_random:" + json.dumps(self.params.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))

@@ -20,7 +20,7 @@ class Cosine(api.Schedule):
     description = "cosine decay from lam to lam * floor over a number of rounds"
 
     class Params(api.Params):
-        rounds: int = Field(4, ge=1, description="rounds over which lam decays; later rounds stay at lam * floor")
+        rounds: int = Field(4, ge=1, le=1000, description="rounds over which lam decays; later rounds stay at lam * floor")
         floor: float = Field(0.0, ge=0.0, le=1.0, description="final fraction of lam")
 
     def lam(self, round_index: int, base_lam: float) -> float:

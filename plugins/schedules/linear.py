@@ -14,7 +14,7 @@ class Linear(api.Schedule):
     description = "linear decay lam * max(floor, 1 - round / rounds)"
 
     class Params(api.Params):
-        rounds: int = Field(4, ge=1, description="rounds after which lam would reach 0 (before the floor)")
+        rounds: int = Field(4, ge=1, le=1000, description="rounds after which lam would reach 0 (before the floor)")
         floor: float = Field(0.0, ge=0.0, le=1.0, description="lowest fraction of lam")
 
     def lam(self, round_index: int, base_lam: float) -> float:

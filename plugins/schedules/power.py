@@ -14,7 +14,7 @@ class Power(api.Schedule):
     description = "lam * (1 + round) ** p"
 
     class Params(api.Params):
-        p: float = Field(-1.0, description="exponent: < 0 decays, > 0 grows, 0 is constant")
+        p: float = Field(-1.0, ge=-64.0, le=64.0, description="exponent: < 0 decays, > 0 grows, 0 is constant")
 
     def lam(self, round_index: int, base_lam: float) -> float:
         return float(base_lam) * (1.0 + round_index) ** self.params.p

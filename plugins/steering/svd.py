@@ -27,7 +27,7 @@ class SVD(api.SteeringMethod):
     description = "mean difference projected on the top-k singular directions of the paired differences"
 
     class Params(api.Params):
-        k: int = Field(1, ge=1, description="number of top right singular vectors to keep (capped at min(n, d))")
+        k: int = Field(1, ge=1, le=4096, description="number of top right singular vectors to keep (capped at min(n, d))")
         normalize: bool = Field(False, description="rescale the vector to unit L2 norm")
 
     def fit(self, pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from shl import cli_types as types
 from shl.errors import ShlError
 from shl.plugin_commands import Command
 
@@ -25,16 +26,18 @@ def add_arguments(p) -> None:
     tw = p.add_subparsers(dest="toy_command", metavar="ACTION")
     b = tw.add_parser("build", help="train the toy model (or find it in the cache)")
     b.add_argument("--variant", default="default", choices=["default", "small"], help="model variant")
-    b.add_argument("--seed", type=int, default=0, help="training seed")
+    b.add_argument("--seed", type=types.seed, default=0, help="training seed")
+    b.add_argument("--rebuild", action="store_true", help="train it again even if a cached model exists (e.g. "
+                   "one that fails its integrity check)")
     i = tw.add_parser("info", help="where the toy model is cached, its size, training loss, world version")
     i.add_argument("--variant", default="default", choices=["default", "small"], help="model variant")
-    i.add_argument("--seed", type=int, default=0, help="training seed")
+    i.add_argument("--seed", type=types.seed, default=0, help="training seed")
     s = tw.add_parser("sweep", help="trait and coherence vs steering coefficient (mean-diff and random vectors)")
     s.add_argument("--variant", default="default", choices=["default", "small"], help="model variant")
-    s.add_argument("--seed", type=int, default=0, help="seed for the model, contexts and sampling")
+    s.add_argument("--seed", type=types.seed, default=0, help="seed for the model, contexts and sampling")
     s.add_argument("--coeffs", default=None, help="comma-separated coefficients (default: a built-in range)")
     s.add_argument("--layer", default=None, help="layer index or fraction (default: the smoke config's)")
-    s.add_argument("--prompts", type=int, default=200, help="evaluation prompts per coefficient")
+    s.add_argument("--prompts", type=types.int_in(1, 100_000), default=200, help="evaluation prompts per coefficient")
     s.add_argument("--json", action="store_true", help="print JSON instead of a table")
     s.add_argument("--plot", default=None, metavar="FILE", help="also save a plot (PNG or SVG)")
 
@@ -54,9 +57,9 @@ COMMAND = Command(
 def _build(args) -> int:
     from . import train
 
-    cached = train.is_cached(args.variant, args.seed)
+    cached = train.is_cached(args.variant, args.seed) and not args.rebuild
     t0 = time.time()
-    path = train.ensure_model(args.variant, args.seed, verbose=True)
+    path = train.ensure_model(args.variant, args.seed, force=args.rebuild, verbose=True)
     info = json.loads((path / "info.json").read_text())
     what = "found in the cache" if cached else f"trained in {time.time() - t0:.0f}s"
     print(f"toy model ({args.variant}, seed {args.seed}) {what}: {path}")

@@ -242,9 +242,9 @@ class ToyExactEvaluator(Evaluator):
                "trait_count", "trait_count_se")
 
     class Params(Params):
-        n_prompts: int = Field(200, ge=1, description="how many eval prompts to use (from the start of the list)")
-        n_per_prompt: int = Field(1, ge=1, description="completions sampled per prompt")
-        n_samples: int = Field(3, ge=0, description="completions appended to the round's samples")
+        n_prompts: int = Field(200, ge=1, le=100_000, description="how many eval prompts to use (from the start of the list)")
+        n_per_prompt: int = Field(1, ge=1, le=1000, description="completions sampled per prompt")
+        n_samples: int = Field(3, ge=0, le=10_000, description="completions appended to the round's samples")
 
     def evaluate(self, ctx: EvalContext) -> dict[str, float]:
         users = list(ctx.data.eval_prompts[: self.params.n_prompts])

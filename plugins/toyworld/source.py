@@ -41,10 +41,21 @@ class ToyWorldSource(ModelSource):
 
         return int(VARIANTS[self.params.variant]["model"]["num_hidden_layers"])
 
-    def identity(self) -> str | None:
-        """The key of the trained model in the cache: world version, tokenizer, hyperparameters and seed."""
-        from .train import cache_key
+    def module_names(self) -> list[str] | None:
+        """The toy model's modules (a Llama), from its architecture alone."""
+        from shl_plugins.models.meta_modules import module_names
 
+        from .train import model_config
+
+        return module_names(model_config(self.params.variant))
+
+    def identity(self) -> str | None:
+        """The key of the trained model in the cache: world version, tokenizer, hyperparameters, seed and library
+        versions. A cached model that fails its integrity check is an error here, before anything runs."""
+        from .train import cache_key, model_dir, verify_cache_once
+
+        if (model_dir(self.params.variant, self.params.seed) / "info.json").is_file():
+            verify_cache_once(model_dir(self.params.variant, self.params.seed))
         return f"toyworld:{self.params.variant}-s{self.params.seed}-{cache_key(self.params.variant, self.params.seed)}"
 
     def load(self, device: str, dtype: str) -> LoadedModel:
@@ -52,11 +63,11 @@ class ToyWorldSource(ModelSource):
 
         if dtype not in _DTYPES:
             raise ShlError(f"toyworld: unknown dtype '{dtype}' (use one of {', '.join(sorted(_DTYPES))})")
+        path = ensure_model(self.params.variant, self.params.seed)
         try:
             import torch
             from transformers import AutoModelForCausalLM, AutoTokenizer
 
-            path = ensure_model(self.params.variant, self.params.seed)
             t0 = time.perf_counter()
             torch_dtype = torch.float32 if dtype == "auto" else getattr(torch, dtype)
             model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype)
@@ -65,7 +76,9 @@ class ToyWorldSource(ModelSource):
         except ShlError:
             raise
         except Exception as exc:  # one-line reason for the CLI
-            raise ShlError(f"toyworld: could not load the toy model: {type(exc).__name__}: {exc}") from exc
+            first = (str(exc).strip().splitlines() or [""])[0]
+            raise ShlError(f"toyworld: could not load the toy model {path}: {type(exc).__name__}: {first}; rebuild it "
+                           "with 'shl toyworld build --rebuild'") from exc
         info = json.loads((path / "info.json").read_text())
         return LoadedModel(
             model=model,

@@ -1,10 +1,12 @@
 """Train the toy world's model on first use, and cache it in Hugging Face format.
 
 The cache lives under ``$SHL_CACHE_DIR/toyworld/<variant>-<key>`` (default ``~/.cache/shl``), where ``key``
-hashes the world version, the tokenizer vocabulary, the model and training hyperparameters, and the seed: a
-change of any of them trains a new model. A cached model directory holds ``config.json``, the weights
-(``model.safetensors``), the tokenizer files and ``info.json`` (loss, steps, wall time, parameter count,
-world version). It is trained into a temporary directory next to its final place and renamed into place
+hashes the world version, the tokenizer vocabulary, the model and training hyperparameters, the seed, and the
+versions of the libraries that decide the trained weights' bytes (torch, transformers, tokenizers): a change of
+any of them trains a new model, so a model trained by other library versions is never silently reused. A
+cached model directory holds ``config.json``, the weights (``model.safetensors``), the tokenizer files and
+``info.json`` (loss, steps, wall time, parameter count, world version, library versions, and the size and sha256
+of every other file, verified on every load: a damaged cache is named with its path, never used). It is trained into a temporary directory next to its final place and renamed into place
 atomically, under a file lock, so concurrent processes neither corrupt it nor train it twice.
 
 Training is deterministic for a seed: CPU, float32, one intra-op thread (pinned during training, so the
@@ -29,6 +31,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any, Iterator
+
+from shl.errors import ShlError
 
 from . import world
 from .tokenizer import build_tokenizer, vocab
@@ -59,6 +63,23 @@ def cache_root() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "shl"
 
 
+KEY_LIBRARIES = ("torch", "transformers", "tokenizers")
+"""Libraries whose versions decide the trained model's bytes: part of the cache key."""
+
+
+def library_versions() -> dict[str, str]:
+    """The installed versions of KEY_LIBRARIES (from package metadata: no import)."""
+    from importlib import metadata
+
+    out = {}
+    for name in KEY_LIBRARIES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "missing"
+    return out
+
+
 def spec(variant: str, seed: int) -> dict[str, Any]:
     if variant not in VARIANTS:
         raise ValueError(f"unknown toyworld variant '{variant}' (available: {', '.join(VARIANTS)})")
@@ -70,6 +91,7 @@ def spec(variant: str, seed: int) -> dict[str, Any]:
         "model": v["model"],
         "train": v["train"],
         "seed": seed,
+        "libraries": library_versions(),
     }
 
 
@@ -102,13 +124,65 @@ def _file_lock(path: Path) -> Iterator[None]:
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
+class CacheDamaged(ShlError):
+    """The cached toy model fails its integrity check."""
+
+
+def file_manifest(directory: Path) -> dict[str, dict[str, Any]]:
+    """Size and sha256 of every file of a model directory except info.json."""
+    out = {}
+    for f in sorted(directory.iterdir()):
+        if f.is_file() and f.name != "info.json":
+            out[f.name] = {"size": f.stat().st_size, "sha256": hashlib.sha256(f.read_bytes()).hexdigest()}
+    return out
+
+
+def verify_cache(path: Path) -> None:
+    """``CacheDamaged`` (one line naming the path and the first bad file) unless the cached model matches the
+    manifest its info.json recorded when it was trained."""
+    fix = "rebuild it with 'shl toyworld build --rebuild' (or delete that directory)"
+    try:
+        info = json.loads((path / "info.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise CacheDamaged(f"toyworld: the cached model {path}: info.json is unreadable ({type(exc).__name__}); {fix}") from None
+    files = info.get("files") if isinstance(info, dict) else None
+    if not isinstance(files, dict) or "model.safetensors" not in files:
+        raise CacheDamaged(f"toyworld: the cached model {path} has no integrity record; {fix}")
+    for name, rec in files.items():
+        f = path / name
+        if not f.is_file():
+            raise CacheDamaged(f"toyworld: the cached model {path}: {name} is missing; {fix}")
+        if f.stat().st_size != rec.get("size") or hashlib.sha256(f.read_bytes()).hexdigest() != rec.get("sha256"):
+            raise CacheDamaged(f"toyworld: the cached model {path}: {name} fails its checksum; {fix}")
+
+
+_VERIFIED: dict[tuple[str, int, int], None] = {}
+
+
+def verify_cache_once(path: Path) -> None:
+    """``verify_cache``, once per process for an unchanged weights file (plans ask for every run)."""
+    try:
+        st = (path / "model.safetensors").stat()
+        key = (str(path), st.st_size, st.st_mtime_ns)
+    except OSError:
+        key = None
+    if key is not None and key in _VERIFIED:
+        return
+    verify_cache(path)
+    if key is not None:
+        _VERIFIED[key] = None
+
+
 def ensure_model(variant: str = "default", seed: int = 0, force: bool = False, verbose: bool = True) -> Path:
-    """Path of the trained model directory, training it first if it is not cached."""
+    """Path of the trained model directory, training it first if it is not cached (or ``force``). A cached model
+    that fails its integrity check is a ``CacheDamaged`` error (never silently retrained or used)."""
     final = model_dir(variant, seed)
     if not force and (final / "info.json").is_file():
+        verify_cache(final)
         return final
     with _file_lock(final.with_name(final.name + ".lock")):
         if not force and (final / "info.json").is_file():  # another process trained it meanwhile
+            verify_cache(final)
             return final
         tmp = Path(tempfile.mkdtemp(prefix=final.name + ".tmp-", dir=final.parent))
         try:
@@ -124,13 +198,12 @@ def ensure_model(variant: str = "default", seed: int = 0, force: bool = False, v
     return final
 
 
-def build_model(variant: str, seed: int):
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
+def model_config(variant: str, tok: Any = None) -> Any:
+    """The toy model's LlamaConfig for ``variant``."""
+    from transformers import LlamaConfig
 
-    tok = build_tokenizer()
-    m = VARIANTS[variant]["model"]
-    config = LlamaConfig(
+    tok = tok or build_tokenizer()
+    return LlamaConfig(
         vocab_size=len(tok),
         max_position_embeddings=256,
         rms_norm_eps=1e-5,
@@ -139,8 +212,16 @@ def build_model(variant: str, seed: int):
         eos_token_id=tok.eos_token_id,
         pad_token_id=tok.pad_token_id,
         attention_dropout=0.0,
-        **m,
+        **VARIANTS[variant]["model"],
     )
+
+
+def build_model(variant: str, seed: int):
+    import torch
+    from transformers import LlamaForCausalLM
+
+    tok = build_tokenizer()
+    config = model_config(variant, tok)
     torch.manual_seed(seed)
     model = LlamaForCausalLM(config)
     return model, tok
@@ -245,6 +326,7 @@ def _train_into(out: Path, variant: str, seed: int, verbose: bool) -> dict[str, 
         "n_params": sum(p.numel() for p in model.parameters()),
         "torch_threads": torch.get_num_threads(),
         "torch_version": torch.__version__,
+        "files": file_manifest(out),
     }
     (out / "info.json").write_text(json.dumps(info, indent=2))
     if verbose:

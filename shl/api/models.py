@@ -47,6 +47,12 @@ class ModelSource(Component):
         Must not download anything or import torch."""
         return None
 
+    def module_names(self) -> list[str] | None:
+        """The names of the model's modules (``model.named_modules()``), known WITHOUT loading its weights (e.g.
+        the architecture built on PyTorch's meta device from a local config), so ``heal.lora.target_modules`` is
+        checked at ``shl validate`` time; None = unknown until loaded. Must not download anything."""
+        return None
+
     def identity(self) -> str | None:
         """A fingerprint of WHICH model ``load`` will return, beyond the params (which are hashed anyway), known
         WITHOUT loading the weights: e.g. for a local directory a hash of its config and of its weight files'

@@ -1,9 +1,15 @@
-"""Pre-run checks over a resolved run config: ``steer.layers`` against the model's depth, and which metrics a
-run writes (for ``loop.coherence_metric`` here, and an experiment's comparison metrics)."""
+"""Pre-run checks over a resolved run config: ``steer.layers`` against the model's depth, the lambda schedule over
+the run's rounds, ``heal.lora.target_modules`` against the model's modules (when known without loading), and
+which metrics a run writes (for ``loop.coherence_metric`` here, and an experiment's comparison metrics).
+
+Each problem is a ConfigError prefixed by where its value came from (``blame``: the file, or the ``--set``
+override that wrote that path)."""
 
 from __future__ import annotations
 
 import json
+import math
+from typing import Callable
 
 from ..errors import ConfigError
 from ..registry import Registry
@@ -28,7 +34,15 @@ def model_layers(cfg: RunConfig, registry: Registry) -> int | None:
     return _LAYER_COUNTS[key]
 
 
-def check_layers(cfg: RunConfig, registry: Registry, source: str = "") -> None:
+Blame = Callable[[tuple[str, ...]], str]
+
+
+def _where(blame: Blame | None, source: str, *path: str) -> str:
+    where = blame(path) if blame is not None else source
+    return f"{where}: " if where else ""
+
+
+def check_layers(cfg: RunConfig, registry: Registry, source: str = "", blame: Blame | None = None) -> None:
     """``steer.layers`` must exist in the model, when the model source knows its depth without loading."""
     from ..engine.layers import resolve_layers
 
@@ -38,7 +52,66 @@ def check_layers(cfg: RunConfig, registry: Registry, source: str = "") -> None:
     try:
         resolve_layers(cfg.steer.layers, n, f"model '{cfg.model.name}'")
     except ConfigError as exc:
-        raise ConfigError(f"{source}: {exc}" if source else str(exc)) from None
+        raise ConfigError(f"{_where(blame, source, 'steer', 'layers')}{exc}") from None
+
+
+def check_schedule(cfg: RunConfig, registry: Registry, source: str = "", blame: Blame | None = None) -> None:
+    """The lambda schedule must give a finite lam >= 0 for every round of the run (``heal.lam`` and its params),
+    so a schedule that overflows at round 3 fails now, not after two rounds."""
+    if cfg.heal.regulariser == "nll":
+        return
+    ref = cfg.heal.schedule
+    try:
+        schedule = registry.build("schedule", ref.name, ref.params)
+    except Exception:
+        return  # reported by resolution
+    for i in range(cfg.loop.rounds):
+        try:
+            lam = float(schedule.lam(i, cfg.heal.lam))
+        except Exception as exc:
+            lam, why = math.nan, f"raises {type(exc).__name__}: {exc}"
+        else:
+            why = f"gives lam={lam!r}"
+        if not math.isfinite(lam) or lam < 0:
+            raise ConfigError(
+                f"{_where(blame, source, 'heal', 'schedule')}heal.schedule: schedule '{ref.name}' {why} for round index "
+                f"{i} with heal.lam={cfg.heal.lam:g} (lam must be a finite number >= 0 in every round of "
+                f"loop.rounds={cfg.loop.rounds}); change its params or heal.lam"
+            )
+
+
+_MODULES: dict[str, list[str] | None] = {}
+
+
+def model_modules(cfg: RunConfig, registry: Registry) -> list[str] | None:
+    """The module names of a resolved config's model, from its source's ``module_names()`` (never loads weights;
+    memoised per model source and params); None = unknown until loaded."""
+    source = model_source(registry, cfg.model)
+    key = json.dumps([source.name, source.params], sort_keys=True, default=str)
+    if key not in _MODULES:
+        cls = registry.get("model", source.name)
+        try:
+            names = cls(cls.Params.model_validate(source.params)).module_names()
+        except Exception:
+            names = None
+        _MODULES[key] = list(names) if isinstance(names, (list, tuple)) else None
+    return _MODULES[key]
+
+
+def check_lora_targets(cfg: RunConfig, registry: Registry, source: str = "", blame: Blame | None = None) -> None:
+    """Every ``heal.lora.target_modules`` entry must name modules of the model (as PEFT matches them: the full
+    name or its last components), when the model source knows its modules without loading the weights."""
+    from .lora_targets import unmatched_targets
+
+    targets = cfg.heal.lora.target_modules
+    if not targets:
+        return
+    names = model_modules(cfg, registry)
+    if names is None:
+        return
+    problem = unmatched_targets(targets, names)
+    if problem:
+        raise ConfigError(f"{_where(blame, source, 'heal', 'lora', 'target_modules')}heal.lora.target_modules: {problem}")
 
 
 def produced_metrics(cfg: RunConfig, registry: Registry) -> set[str] | None:
@@ -64,12 +137,15 @@ def metric_produced(name: str, cfg: RunConfig, registry: Registry) -> bool | Non
     return None if produced is None else name in produced
 
 
-def run_checks(cfg: RunConfig, registry: Registry, source: str = "") -> None:
-    """Checks over a fully resolved config: layers against the model's depth, the coherence floor's metric."""
-    check_layers(cfg, registry, source)
+def run_checks(cfg: RunConfig, registry: Registry, source: str = "", blame: Blame | None = None) -> None:
+    """Checks over a fully resolved config: layers against the model's depth, the schedule over the rounds, LoRA
+    targets against the model's modules, the coherence floor's metric."""
+    check_layers(cfg, registry, source, blame)
+    check_schedule(cfg, registry, source, blame)
+    check_lora_targets(cfg, registry, source, blame)
     floor_metric = cfg.loop.coherence_metric
     if cfg.loop.coherence_floor is not None and metric_produced(floor_metric, cfg, registry) is False:
-        where = f"{source}: " if source else ""
+        where = _where(blame, source, "loop", "coherence_metric")
         raise ConfigError(
             f"{where}loop.coherence_metric: '{floor_metric}' is not a metric of this run (the evaluators "
             f"produce: {', '.join(sorted(produced_metrics(cfg, registry) or ()))})"

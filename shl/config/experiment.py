@@ -18,7 +18,7 @@ from .identity import run_hash
 from .loading import validate_run_config
 from .models import ENGINE_METRICS, MAX_SEED, STEERED_PREFIX, ComponentRef, Real, RunConfig, safe_name
 from .overrides import apply_overrides, deep_merge
-from .reading import MAX_CONFIG_BYTES, read_yaml, with_base
+from .reading import MAX_CONFIG_BYTES, is_steering_data, read_yaml, with_base
 from .validation_errors import validate_model
 
 MAX_SEEDS = 1000
@@ -146,8 +146,19 @@ class ExperimentConfig(BaseModel):
                 )
             if over is not None and not isinstance(over, dict):
                 raise ValueError(f"arm {name!r}: overrides must be a mapping, got {type(over).__name__}")
+            problem = override_problem(over or {})
+            if problem:
+                raise ValueError(f"arm {name!r}: {problem}")
             out[name] = over or {}
         return out
+
+    @field_validator("set", mode="before")
+    @classmethod
+    def _set(cls, over: Any) -> Any:
+        problem = override_problem(over) if isinstance(over, dict) else ""
+        if problem:
+            raise ValueError(problem)
+        return over
 
 
 @dataclass
@@ -172,6 +183,70 @@ def safe_name_ok(name: str) -> bool:
     return True
 
 
+def _leaf_paths(over: dict[str, Any], prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """Every leaf path a nested override mapping writes (a component's ``params`` is one value)."""
+    out = []
+    for key, value in over.items():
+        path = prefix + (str(key),)
+        if isinstance(value, dict) and value and key != "params":
+            out += _leaf_paths(value, path)
+        else:
+            out.append(path)
+    return out
+
+
+def _writes_into(shorter: tuple[str, ...], value: Any, longer: tuple[str, ...]) -> bool:
+    """Whether ``longer`` may be applied after ``shorter`` = ``value`` without one silently replacing the other:
+    a component named by a string gets its ``name``/``params``, a mapping gets a key it does not set itself."""
+    nxt = longer[len(shorter)]
+    if isinstance(value, str):
+        return nxt in ("name", "params")
+    return isinstance(value, dict) and nxt not in value
+
+
+def override_problem(over: dict[str, Any]) -> str:
+    """Why an arm's (or ``set:``'s) overrides cannot apply as written, or "": it sets the seed (seeds come from
+    the experiment's ``seeds:``), or two of its entries write the same value, where one would silently win
+    (``heal.lam: 0.5`` beside ``heal: {lam: 2.0}``: dotted keys apply after the nested mapping)."""
+    nested = {k: v for k, v in over.items() if "." not in str(k)}
+    dotted = [(tuple(str(k).split(".")), v) for k, v in over.items() if "." in str(k)]
+    if "seed" in nested or any(d[0] == "seed" for d, _ in dotted):
+        return ("sets 'seed', which an experiment takes from its seeds: (or --seeds), never from an arm or set:; "
+                "remove it")
+
+    def clash(a: tuple[str, ...], b: tuple[str, ...]) -> str:
+        return f"'{'.'.join(a)}' and '{'.'.join(b)}' both set {'.'.join(a if len(a) < len(b) else b)}; keep one"
+
+    def mixed(n: tuple[str, ...], d: tuple[str, ...]) -> str:
+        shown = "..."
+        for part in reversed(n[1:]):
+            shown = "{" + part + ": " + shown + "}"
+        shown = f"{n[0]}: {shown}"
+        both = ".".join(n if len(n) < len(d) else d)
+        return f"the nested '{shown}' and the dotted key '{'.'.join(d)}' both set {both}; keep one"
+
+    leaves = _leaf_paths(nested)
+    for d, _ in dotted:
+        for n in leaves:
+            if n[: len(d)] == d:  # the dotted key replaces what the nested mapping set there
+                return mixed(n, d)
+            if d[: len(n)] == n and not _writes_into(n, _value_at(nested, n), d):
+                return mixed(n, d)
+    for i, (d1, v1) in enumerate(dotted):
+        for d2, _ in dotted[i + 1:]:
+            if d1[: len(d2)] == d2:  # a later, shorter key replaces the earlier one's value
+                return clash(d2, d1)
+            if d2[: len(d1)] == d1 and not _writes_into(d1, v1, d2):
+                return clash(d1, d2)
+    return ""
+
+
+def _value_at(data: dict[str, Any], path: tuple[str, ...]) -> Any:
+    for part in path:
+        data = data[part]
+    return data
+
+
 def arm_overrides(over: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     """Split an arm's mapping into nested overrides and dotted-key overrides (``heal.lam: 0.1``)."""
     nested = {k: v for k, v in over.items() if "." not in k}
@@ -189,6 +264,8 @@ def load_experiment(path: str | Path, overrides: list[str] = ()) -> tuple[Experi
     raw = read_yaml(path, "an experiment file", MAX_CONFIG_BYTES)
     if "arms" not in raw and "comparison" not in raw and ("model" in raw or "steer" in raw or "heal" in raw):
         raise ConfigError(f"{path}: is a run config (it has no 'arms:'), not an experiment; run it with 'shl run'")
+    if "arms" not in raw and is_steering_data(raw):
+        raise ConfigError(f"{path}: is a steering data file (personas, contexts, prompts), not an experiment")
     exp = validate_model(ExperimentConfig, raw, str(path))
     if exp.comparison.baseline not in exp.arms:
         raise ConfigError(
@@ -220,7 +297,12 @@ def plan_runs(
     from ..tracking import resolve_trackers
 
     resolve_trackers(exp.trackers, registry, str(path))  # named, with their params checked, before anything runs
-    arm_names = arms or list(exp.arms)
+    arm_names = list(exp.arms) if arms is None else list(arms)
+    if not arm_names:
+        raise ConfigError("--arms: no arm names")
+    twice = sorted({a for a in arm_names if arm_names.count(a) > 1})
+    if twice:
+        raise ConfigError(f"--arms: arm '{twice[0]}' is named twice")
     seed_list = seeds if seeds is not None else exp.seeds
     if len(arm_names) * len(seed_list) > MAX_RUNS:
         raise ConfigError(

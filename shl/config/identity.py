@@ -78,6 +78,8 @@ def model_identity(resolved: dict, registry: Any) -> str | None:
     try:
         instance = entry.cls(entry.cls.Params.model_validate(source.params))
         ident = instance.identity() if hasattr(instance, "identity") else None
+    except ShlError:
+        raise
     except Exception as exc:
         raise ShlError(
             f"model: source '{source.name}' from {entry.origin.describe()}: identity() raised "

@@ -87,7 +87,7 @@ def validate_run_config(
     errors.raise_if_any()
     assert cfg is not None
     if registry is not None:
-        run_checks(cfg, registry, source)
+        run_checks(cfg, registry, source, errors.blame)
     return cfg
 
 

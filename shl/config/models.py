@@ -33,6 +33,14 @@ MAX_LORA_R = 1024
 MAX_LIST = 256  # layers, alphas, components, target modules
 
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+DEVICE_RE = re.compile(r"auto|cpu|mps|cuda(:\d{1,3})?|xpu(:\d{1,3})?")
+
+
+def check_device(value: str) -> str:
+    """A device string shl accepts: auto, cpu, mps, cuda, cuda:N, xpu, xpu:N (N a device index)."""
+    if not isinstance(value, str) or not DEVICE_RE.fullmatch(value):
+        raise ValueError(f"{value!r} is not a device: use auto, cpu, cuda, cuda:N, mps, xpu or xpu:N")
+    return value
 
 ENGINE_METRICS: tuple[str, ...] = (
     "round",
@@ -267,7 +275,8 @@ class RunConfig(Strict):
 
     name: SafeName = Field("run", description="a label for the run (names its default output directory)")
     seed: Int = Field(0, ge=0, le=MAX_SEED, description="the seed every random stream derives from")
-    device: str = Field("auto", description="auto (cuda if available), cpu, cuda, cuda:N")
+    device: Annotated[str, _StrictType(), AfterValidator(check_device)] = Field(
+        "auto", description="auto (cuda if available), cpu, cuda, cuda:N, mps, xpu, xpu:N")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
         "auto",
         description="model dtype; auto = bfloat16 on CUDA, float32 on CPU (KL and losses are always computed in "

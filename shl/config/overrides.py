@@ -21,19 +21,52 @@ def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+MAX_OVERRIDE_VALUES = 10_000
+"""A ``--set`` value may expand (YAML aliases included) to at most this many values."""
+
+
+def shown_override(text: str, limit: int = 80) -> str:
+    """An override as error messages show it: at most ``limit`` characters."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def parse_override(text: str) -> tuple[list[str], Any]:
-    """``a.b.c=value`` -> (["a", "b", "c"], value parsed as YAML)."""
+    """``a.b.c=value`` -> (["a", "b", "c"], value parsed as YAML). A value YAML cannot give as plain data (a set,
+    a date, binary) or one that expands to more than MAX_OVERRIDE_VALUES values is a one-line ConfigError."""
+    from .reading import non_json_value
+
     if "=" not in text:
-        raise ConfigError(f"--set {text!r}: expected dotted.path=value")
+        raise ConfigError(f"--set {shown_override(text)!r}: expected dotted.path=value")
     key, raw = text.split("=", 1)
     parts = [k for k in key.strip().split(".")]
     if not key.strip() or any(not k for k in parts):
-        raise ConfigError(f"--set {text!r}: empty key")
+        raise ConfigError(f"--set {shown_override(text)!r}: empty key")
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
+    except RecursionError:
+        raise ConfigError(f"--set {shown_override(text)!r}: nested too deeply") from None
+    if _count(value, MAX_OVERRIDE_VALUES) > MAX_OVERRIDE_VALUES:
+        raise ConfigError(f"--set {key.strip()}=...: the value expands to more than {MAX_OVERRIDE_VALUES} values "
+                          "(YAML aliases?)")
+    odd = non_json_value(value, key.strip())
+    if odd:
+        raise ConfigError(f"--set {shown_override(text)!r}: {odd}")
     return parts, value
+
+
+def _count(value: Any, limit: int) -> int:
+    """How many values ``value`` holds with aliases expanded (counting stops past ``limit``)."""
+    n, stack = 0, [value]
+    while stack and n <= limit:
+        node = stack.pop()
+        n += 1
+        if isinstance(node, dict):
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return n
 
 
 def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
@@ -59,8 +92,8 @@ def _child(node: Any, key: str, text: str) -> Any:
         try:
             return node[int(key)]
         except IndexError:
-            raise ConfigError(f"--set {text!r}: index {key} out of range") from None
-    raise ConfigError(f"--set {text!r}: cannot descend into {type(node).__name__} at '{key}'")
+            raise ConfigError(f"--set {shown_override(text)!r}: index {key} out of range") from None
+    raise ConfigError(f"--set {shown_override(text)!r}: cannot descend into {type(node).__name__} at '{key}'")
 
 
 def _set(node: Any, key: str, value: Any, text: str) -> None:
@@ -70,6 +103,6 @@ def _set(node: Any, key: str, value: Any, text: str) -> None:
         try:
             node[int(key)] = value
         except IndexError:
-            raise ConfigError(f"--set {text!r}: index {key} out of range") from None
+            raise ConfigError(f"--set {shown_override(text)!r}: index {key} out of range") from None
     else:
-        raise ConfigError(f"--set {text!r}: cannot set '{key}' on {type(node).__name__}")
+        raise ConfigError(f"--set {shown_override(text)!r}: cannot set '{key}' on {type(node).__name__}")

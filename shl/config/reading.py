@@ -48,6 +48,32 @@ class _Loader(_BaseLoader):  # type: ignore[misc, valid-type]
         super().flatten_mapping(node)
 
 
+_JSON_SCALARS = (str, int, float, bool, type(None))
+_TYPE_NAMES = {"set": "a set (!!set)", "date": "a date", "datetime": "a timestamp", "bytes": "binary data (!!binary)",
+               "tuple": "ordered pairs (!!omap/!!pairs)"}
+
+
+def non_json_value(data: Any, path: str = "") -> str | None:
+    """Where ``data`` holds a value JSON cannot hold (a set, date, timestamp, binary, ordered pairs, a non-string
+    mapping key): ``"<path>: <what>"``, or None. Such values would hash differently between runs (a set's order
+    follows PYTHONHASHSEED) or not at all."""
+    stack = [(data, path)]
+    while stack:
+        node, where = stack.pop()
+        if isinstance(node, dict):
+            for k, v in node.items():
+                if not isinstance(k, str):
+                    return f"{where or '(top level)'}: mapping key {k!r} is not a string (quote it)"
+                stack.append((v, f"{where}.{k}" if where else k))
+        elif isinstance(node, list):
+            stack.extend((v, f"{where}[{i}]") for i, v in enumerate(node))
+        elif not isinstance(node, _JSON_SCALARS):
+            kind = _TYPE_NAMES.get(type(node).__name__, type(node).__name__)
+            return (f"{where or '(top level)'}: {kind} is not a plain YAML value; use a string, number, true/false, "
+                    "null, list or mapping (quote a date: '2026-12-07')")
+    return None
+
+
 def _oversized(data: Any) -> str | None:
     """Why ``data`` is too large to validate (counting every alias expansion), or None."""
     stack, count = [(data, 1)], 0
@@ -115,6 +141,9 @@ def read_yaml(path: str | Path, what: str = "a YAML file", max_bytes: int | None
     why = _oversized(data)
     if why:
         raise ConfigError(f"{path}: too large to be {what}: {why}")
+    odd = non_json_value(data)
+    if odd:
+        raise ConfigError(f"{path}: {odd}")
     return data
 
 
@@ -144,13 +173,27 @@ def with_base(data: dict[str, Any], path: str | Path, chain: tuple[Path, ...] = 
         raise ConfigError(
             f"{path}: base: {_shown(base_path)} is an experiment (it has 'arms:'); a base must be a run config"
         )
+    if is_steering_data(raw):
+        raise ConfigError(
+            f"{path}: base: {_shown(base_path)} is a steering data file (personas, contexts, prompts); a base must be "
+            "a run config (point data: at the data file instead)"
+        )
     raw = with_base(raw, base_path, tuple(seen))
     return deep_merge(raw, {k: v for k, v in data.items() if k != "base"})
 
 
+def is_steering_data(raw: dict[str, Any]) -> bool:
+    """Whether a mapping looks like a steering data file (personas and prompts) rather than a config."""
+    return {"positive", "negative"} <= set(raw) or ("contexts" in raw and "eval_prompts" in raw)
+
+
 def run_config_yaml(path: str | Path) -> dict[str, Any]:
-    """A run config file's mapping with its ``base:`` chain resolved; an experiment file is a one-line error."""
+    """A run config file's mapping with its ``base:`` chain resolved; an experiment or a steering data file is a
+    one-line error."""
     raw = read_yaml(path, "a run config", MAX_CONFIG_BYTES)
     if "arms" in raw:
         raise ConfigError(f"{path}: is an experiment (it has 'arms:'), not a run config; run it with 'shl ablate'")
+    if is_steering_data(raw):
+        raise ConfigError(f"{path}: is a steering data file (personas, contexts, prompts), not a run config; name it "
+                          "in a run config's data: instead")
     return with_base(raw, path)

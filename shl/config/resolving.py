@@ -83,5 +83,5 @@ def resolve_run_config(
     errors = CollectedErrors(source, overrides)
     cfg = resolve_components(cfg, registry, errors)
     errors.raise_if_any()
-    run_checks(cfg, registry, source)
+    run_checks(cfg, registry, source, errors.blame)
     return cfg

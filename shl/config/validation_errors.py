@@ -9,7 +9,7 @@ from typing import Any, Iterable, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from ..errors import ConfigError
-from .overrides import parse_override
+from .overrides import parse_override, shown_override
 from .reading import one_line
 
 M = TypeVar("M", bound=BaseModel)
@@ -128,7 +128,7 @@ class CollectedErrors:
         source (the file)."""
         for key, text in reversed(self.overrides):
             if parts[: len(key)] == key:
-                return f"--set {text}"
+                return f"--set {shown_override(text)}"
         return self.source
 
     def message(self, limit: int = MAX_ERROR_LINES) -> str:

@@ -19,12 +19,25 @@ from .stages import StageClock
 
 
 def pick_device(spec: str) -> str:
+    """The device to use for ``spec`` on this machine: ``auto`` resolved; a device that is not available (or
+    not a device) is a one-line ShlError."""
     import torch
 
+    from ..config.models import check_device
+
+    try:
+        check_device(spec)
+    except ValueError as exc:
+        raise ShlError(f"device: {exc}") from None
     if spec == "auto":
         return resolved_device(spec)
-    if spec.startswith("cuda") and not torch.cuda.is_available():
-        raise ShlError(f"device: '{spec}' requested but CUDA is not available")
+    kind, _, index = spec.partition(":")
+    available = {"cpu": True, "cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available(),
+                 "xpu": hasattr(torch, "xpu") and torch.xpu.is_available()}[kind]
+    if not available:
+        raise ShlError(f"device: '{spec}' requested but {kind.upper() if kind != 'mps' else 'MPS'} is not available")
+    if index and kind == "cuda" and int(index) >= torch.cuda.device_count():
+        raise ShlError(f"device: '{spec}': this machine has {torch.cuda.device_count()} CUDA device(s)")
     return spec
 
 
@@ -65,6 +78,12 @@ def set_up_run(cfg: RunConfig, source: Any, data_root: Path | None, clock: Stage
     clean_generation_config(model, tok)
     n_layers = len(decoder_layers(model))
     layers = resolve_layers(cfg.steer.layers, n_layers, f"model '{cfg.model.name}'")
+    if cfg.heal.lora.target_modules:
+        from ..config.lora_targets import unmatched_targets
+
+        problem = unmatched_targets(cfg.heal.lora.target_modules, [n for n, _ in model.named_modules() if n])
+        if problem:
+            raise ShlError(f"heal.lora.target_modules: {problem}")
     stack = AdapterStack(model, cfg.heal.lora)
     dtype = str(next(model.parameters()).dtype).replace("torch.", "")
     return RunSetup(loaded.name, device, dtype, data, model, tok, n_layers, layers, stack)

@@ -8,7 +8,6 @@ stage equals a recomputed one. An entry is one ``torch.save`` file named by the 
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -56,7 +55,9 @@ class SharedStageCache:
     def load(self) -> SharedStages | None:
         """The cached stages, or None. An unreadable or malformed entry is a miss (with a warning) and is
         recomputed and replaced; it never fails the run."""
-        if not self.path.is_file():
+        from ..store import is_plain_file
+
+        if not is_plain_file(self.path):
             return None
         import torch
 
@@ -95,11 +96,10 @@ class SharedStageCache:
     def save(self, base: dict[str, Any], base_samples: list[dict[str, Any]], round1: SteeredRound) -> None:
         import torch
 
-        path = self.path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        from ..store import temp_path
+
         entry = {"key": self.key, "base": base, "base_samples": base_samples, "row": dict(round1.row),
                  "kept": round1.kept, "samples": round1.samples,
                  "vectors": {k: v.detach().cpu() for k, v in round1.vectors.items()}}
-        torch.save(entry, tmp)
-        os.replace(tmp, path)
+        with temp_path(self.path) as tmp:
+            torch.save(entry, tmp)

@@ -65,6 +65,12 @@ def steer_round(run: Run, i: int) -> SteeredRound:
                 f"steering method '{cfg.steer.method.name}' returned a vector of shape {tuple(v.shape)} "
                 f"(finite: {bool(v.isfinite().all())}) for layer {layer}; expected ({d},){run.origin('steer.method')}"
             )
+    if all(float(v.norm()) == 0.0 for v in vectors.values()):
+        raise RunError(
+            f"round {r}: the steering vector is zero at every layer ({', '.join(map(str, vectors))}): the positive "
+            f"and negative persona prompts gave identical activations (are the personas of {run.data.source} the "
+            f"same, or do they differ only where steer.positions does not read?)"
+        )
     vectors = {k: v.to(run.device) for k, v in vectors.items()}
     row["vector_norm"] = float(sum(float(v.norm()) ** 2 for v in vectors.values()) ** 0.5)
 

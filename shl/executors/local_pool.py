@@ -11,6 +11,12 @@ side by side with ``cores // N`` threads each finish sooner than the same runs o
 - A worker that dies (killed, out of memory) fails the task it held, naming the exit code and the last stage it
   reported (there is no traceback to give); a replacement worker is started for the remaining tasks. Ctrl-C, an
   exception in a callback, or ``close()`` terminates the workers.
+- Workers never outlive the process that started them: on Linux the kernel kills a worker the moment its parent
+  dies (``PR_SET_PDEATHSIG``); elsewhere a watchdog thread ends it within half a second. Each worker also
+  holds a duplicate of the ablation's output lock (``lock_fd``), so the lock stays held while any worker
+  lives, and a resumed ablation never starts a run a worker of a killed one is still writing.
+- Tasks and results travel over pipes only (no queues, hence no semaphores for Python's resource tracker to
+  watch).
 - Shared stages: runs whose configs agree on everything but ``heal``/``loop``/``name`` (the arms of one seed)
   share a stage cache entry (see ``Run``). So that two arms never compute the same entry at once, the first
   task of such a group (its leader) runs before the others (followers) start; followers wait only for their
@@ -48,11 +54,57 @@ def share_group(task: RunTask) -> str | None:
     return json.dumps([task.shared_dir, task.data_root, cfg], sort_keys=True, default=str)
 
 
-def _worker(wid: int, threads: int, inbox: Any, outbox: Any) -> None:
-    """Worker process: run tasks from ``inbox`` until None; report progress and results on ``outbox``, the
-    sending end of a pipe only this worker writes to."""
+class SharedFd:
+    """A file descriptor handed to a worker at its start: the worker receives its own duplicate (as an int)."""
+
+    def __init__(self, fd: int):
+        self.fd = fd
+
+    def __reduce__(self):
+        from multiprocessing.reduction import DupFd
+
+        return (_detach, (DupFd(self.fd),))
+
+
+def _detach(dup: Any) -> int:
+    return dup.detach()
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """End this process when ``parent_pid`` (its parent) dies: ``PR_SET_PDEATHSIG`` = SIGKILL on Linux (then a
+    check that the parent did not die before that took effect); a watchdog thread elsewhere."""
+    import signal
+    import sys
+    import threading
+
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            if libc.prctl(1, signal.SIGKILL, 0, 0, 0) == 0:  # PR_SET_PDEATHSIG
+                if os.getppid() != parent_pid:
+                    os._exit(1)
+                return
+        except (OSError, AttributeError):
+            pass
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="shl-parent-watch", daemon=True).start()
+
+
+def _worker(wid: int, threads: int, inbox: Any, outbox: Any, parent_pid: int, lock: Any = None) -> None:
+    """Worker process: run tasks from ``inbox`` (the receiving end of a pipe) until None; report progress and
+    results on ``outbox``, the sending end of a pipe only this worker writes to. ``lock`` (a ``DupFd`` of the
+    ablation's output lock, received as a descriptor) stays open for the worker's life."""
     import signal
 
+    die_with_parent(parent_pid)
+    del lock  # an int: our duplicate of the output lock's descriptor, open (and the lock held) until we exit
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's: it terminates the workers
     for var in _THREAD_VARS:
         os.environ[var] = str(threads)
@@ -65,7 +117,10 @@ def _worker(wid: int, threads: int, inbox: Any, outbox: Any) -> None:
     from .task import execute_task
 
     while True:
-        item = inbox.get()
+        try:
+            item = inbox.recv()
+        except EOFError:  # the parent closed our inbox: stop
+            return
         if item is None:
             return
         index, task = item
@@ -99,7 +154,7 @@ def _thread_env(threads: int) -> Iterator[None]:
 class LocalPoolExecutor(Executor):
     name = "local"
 
-    def __init__(self, workers: int = 2, threads: int | None = None, poll_s: float = 0.5):
+    def __init__(self, workers: int = 2, threads: int | None = None, poll_s: float = 0.5, lock: Any = None):
         if workers < 1:
             from ..errors import ShlError
 
@@ -107,6 +162,7 @@ class LocalPoolExecutor(Executor):
         self.workers = int(workers)
         self.threads = int(threads) if threads else max(1, available_cores() // self.workers)
         self.poll_s = poll_s
+        self.lock = lock  # the ablation's OutputLock: workers share it and are named in it
         self._procs: dict[int, Any] = {}
         self._inboxes: dict[int, Any] = {}
         self._outboxes: dict[int, Any] = {}  # worker id -> the receiving end of its pipe
@@ -117,22 +173,26 @@ class LocalPoolExecutor(Executor):
 
     # ------------------------------------------------------------------ processes
     def _start(self, ctx: Any, wid: int) -> None:
-        inbox = ctx.Queue()
+        inbox_r, inbox_w = ctx.Pipe(duplex=False)
         receiver, sender = ctx.Pipe(duplex=False)
-        proc = ctx.Process(target=_worker, args=(wid, self.threads, inbox, sender), name=f"shl-worker-{wid}",
-                           daemon=True)
+        lock = SharedFd(self.lock.fd) if self.lock is not None else None
+        proc = ctx.Process(target=_worker, args=(wid, self.threads, inbox_r, sender, os.getpid(), lock),
+                           name=f"shl-worker-{wid}", daemon=True)
         with _thread_env(self.threads):
             proc.start()
         sender.close()  # the worker holds the only sending end: its death reads as end of file here
+        inbox_r.close()
         self._procs[wid] = proc
-        self._inboxes[wid] = inbox
+        self._inboxes[wid] = inbox_w
         self._outboxes[wid] = receiver
+        if self.lock is not None:
+            self.lock.note_workers([p.pid for p in self._procs.values() if p.pid])
 
     def _stop_all(self, graceful: bool) -> None:
         if graceful:
             for inbox in self._inboxes.values():
                 try:
-                    inbox.put(None)
+                    inbox.send(None)
                 except Exception:
                     pass
             deadline = time.time() + 5.0
@@ -148,7 +208,6 @@ class LocalPoolExecutor(Executor):
                 proc.join(1.0)
         for inbox in self._inboxes.values():
             try:
-                inbox.cancel_join_thread()
                 inbox.close()
             except Exception:
                 pass
@@ -208,7 +267,7 @@ class LocalPoolExecutor(Executor):
                     pick = next((i for i in ready if i in leaders), ready[0])
                     pending.remove(pick)
                     running[wid] = pick
-                    self._inboxes[wid].put((pick, tasks[pick]))
+                    self._inboxes[wid].send((pick, tasks[pick]))
                 if not running:  # cannot happen: a follower's leader is pending, running or finished
                     raise RuntimeError("local executor: tasks wait for leaders that never run")
                 messages = self._receive(self.poll_s)
@@ -258,7 +317,9 @@ class LocalPoolExecutor(Executor):
                 report(index, payload)
         for wid in dead:
             code = self._procs.pop(wid).exitcode
-            self._inboxes.pop(wid, None)
+            inbox = self._inboxes.pop(wid, None)
+            if inbox is not None:
+                inbox.close()
             receiver = self._outboxes.pop(wid, None)
             if receiver is not None:
                 receiver.close()

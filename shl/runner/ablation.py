@@ -8,6 +8,7 @@ from typing import Any, Sequence
 
 from ..config.experiment import identical_arms
 from ..errors import ShlError
+from ..engine.result import BUSY
 from ..executors import RunResult, RunTask
 from ..store import TERMINAL
 from ..tracking import checked_trackers, merge_trackers, option_trackers, resolve_trackers, track_ablation
@@ -73,19 +74,21 @@ class AblateOptions:
 
 @dataclass
 class AblationResult:
-    """What ``ablate`` did: the plan's status rows (before running), the runs it executed, how many failed or
-    were left corrupt, and the report (None when not written)."""
+    """What ``ablate`` did: the plan's status rows (before running), the runs it executed, how many failed, were
+    left corrupt, or were left alone because another live process was writing them, and the report (None when
+    not written)."""
 
     out: Path
     status: list[dict[str, Any]]
     executed: list[tuple[RunTask, RunResult]] = field(default_factory=list)
     failed: int = 0
     corrupt: int = 0
+    running: int = 0
     report: Any = None
 
     @property
     def ok(self) -> bool:
-        return self.failed == 0 and self.corrupt == 0
+        return self.failed == 0 and self.corrupt == 0 and self.running == 0
 
 
 def ablate(experiment: str | Path, options: AblateOptions | None = None, console=None, **kwargs: Any) -> AblationResult:
@@ -111,6 +114,13 @@ def ablate(experiment: str | Path, options: AblateOptions | None = None, console
                      None if opts.out is None else str(opts.out), host.registry)
     trackers = merge_trackers(resolve_trackers(plan.exp.trackers, host.registry, str(plan.path)),
                               option_trackers(opts.trackers, host.registry))
+    if opts.until_mde is not None:
+        previous = read_record(plan.out) or {}
+        planned = set(previous.get("plan_seeds") or []) if previous.get("name") == plan.exp.name else set()
+        planned |= {r.seed for r in plan.runs}
+        if opts.max_seeds < len(planned):
+            raise ShlError(f"--max-seeds {opts.max_seeds}: {len(planned)} seeds are already planned on {plan.out}; "
+                           f"with --until-mde, --max-seeds must be at least {len(planned)}")
     rows = status_table(plan)
     result = AblationResult(plan.out, rows)
     if opts.dry_run:
@@ -119,7 +129,8 @@ def ablate(experiment: str | Path, options: AblateOptions | None = None, console
     for a, b in identical_arms(plan.runs):
         con.print(f"warning: arms '{a}' and '{b}' have identical configs; their comparison can only show noise",
                   markup=False)
-    with output_lock(plan.out, con):
+    with output_lock(plan.out, con) as lock:
+        plan.lock = lock
         prepare_out(plan, con)
         write_experiment_record(plan, host.registry)
         plan.trackers = checked_trackers(trackers, host.registry, warn)
@@ -128,10 +139,12 @@ def ablate(experiment: str | Path, options: AblateOptions | None = None, console
         pending = [r for r, row in zip(plan.runs, rows) if row["state"] in redo]
         n_done = sum(row["state"] == "done" for row in rows)
         result.corrupt = 0 if opts.redo_corrupt else sum(row["state"] == "corrupt" for row in rows)
+        result.running = sum(row["state"] == "running" for row in rows)
         con.print(
             f"{plan.exp.name}: {len(plan.runs)} runs ({len({r.arm for r in plan.runs})} arms x "
             f"{len({r.seed for r in plan.runs})} seeds): {n_done} done, {len(pending)} to run"
-            + (f", {result.corrupt} corrupt (excluded)" if result.corrupt else "") + f" -> {plan.out}"
+            + (f", {result.corrupt} corrupt (excluded)" if result.corrupt else "")
+            + (f", {result.running} still running elsewhere (left alone)" if result.running else "") + f" -> {plan.out}"
         , markup=False)
         result.executed = execute(plan, pending, opts, host, con)
         if opts.until_mde is not None:
@@ -140,8 +153,8 @@ def ablate(experiment: str | Path, options: AblateOptions | None = None, console
         result.failed = len(failed)
         print_stage_summary(con, [Path(t.run_dir) for t, _ in result.executed])
         for task, res in failed:
-            con.print(f"run failed {task.label}: {res.message} (see {task.run_dir}/FAILED.json)", style="red",
-                      markup=False)
+            where = "" if res.status == BUSY else f" (see {task.run_dir}/FAILED.json)"
+            con.print(f"run failed {task.label}: {res.message}{where}", style="red", markup=False)
         if opts.report:
             try:
                 result.report = report(plan.out, con, formats=["md"], figures=True)

@@ -41,6 +41,7 @@ def add_seeds_adaptively(plan: Plan, opts: AblateOptions, host, con) -> list[tup
         more = make_plan(str(plan.path), plan.overrides, ",".join(map(str, new)), opts.arms_text(), str(plan.out),
                          host.registry)
         more.trackers = plan.trackers
+        more.lock = plan.lock
         rows = status_table(more)
         write_experiment_record(more, host.registry)
         results += execute(more, [r for r, row in zip(more.runs, rows) if row["state"] != "done"], opts, host, con)

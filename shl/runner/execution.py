@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 from ..config.experiment import PlannedRun
 from ..errors import ShlError
 from ..executors import RunResult, RunTask, make_executor
-from ..store import FAILED, TERMINAL, RunStore, claim_dir, is_owned
+from ..engine.result import BUSY
+from ..store import FAILED, TERMINAL, RunStore, claim_dir, is_owned, writer_of
 from ..tracking import TrackerPlan
 from .plan import Plan
 
@@ -63,7 +64,7 @@ def execute(plan: Plan, pending: list[PlannedRun], opts: AblateOptions, host, co
             num_cpus=plan.exp.executor.num_cpus, num_gpus=plan.exp.executor.num_gpus,
         )
     elif name == "local" or (name == "auto" and workers > 1):
-        executor = make_executor("local", workers=workers)
+        executor = make_executor("local", workers=workers, lock=plan.lock)
     else:
         executor = make_executor("inprocess", host=host)
     if opts.share:
@@ -71,7 +72,7 @@ def execute(plan: Plan, pending: list[PlannedRun], opts: AblateOptions, host, co
     tasks = []
     for run in pending:
         store = plan.store(run)
-        store.reset()
+        store.check_writable()  # the worker resets it under the run's writer lock
         meta = {"experiment": plan.exp.name, "arm": run.arm, "seed": run.seed, "config_hash": run.hash,
                 "experiment_file": str(plan.path)}
         tasks.append(RunTask(str(store.dir), run.config.model_dump(mode="json"), meta,
@@ -112,8 +113,8 @@ def execute(plan: Plan, pending: list[PlannedRun], opts: AblateOptions, host, co
 def record_failure(store: RunStore, res: RunResult) -> None:
     """Make the FAILED.json of a run that did not finish hold its reason and traceback: written from the result
     when the worker wrote none (a worker process that died, a remote worker), or given the result's traceback when
-    the worker's has none. Only in a directory shl owns."""
-    if not is_owned(store.dir):
+    the worker's has none. Only in a directory shl owns that no live process is writing."""
+    if res.status == BUSY or not is_owned(store.dir) or writer_of(store.dir):
         return
     path = store.dir / FAILED
     record = None

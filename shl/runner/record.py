@@ -9,22 +9,16 @@ import yaml
 
 from ..config.experiment import plan_runs
 from ..errors import ShlError
-from ..store import DIR_MARKER, FORMAT_VERSION, OUT_RECORD, atomic_write, claim_dir, is_owned, remove_stale_tmp
+from ..store import (
+    DIR_MARKER, FORMAT_VERSION, OUT_RECORD, RUNS_DIR, atomic_write, claim_dir, is_owned, is_plain_dir, is_plain_file,
+    read_ablation_record, remove_stale_tmp, writer_of,
+)
 from .plan import Plan
 
 
 def read_record(out: Path) -> dict[str, Any] | None:
     """The ablation record of an output directory (None when there is none); a malformed one is an error."""
-    path = out / OUT_RECORD
-    if not path.exists():
-        return None
-    try:
-        record = yaml.safe_load(path.read_text())
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise ShlError(f"{path}: unreadable shl record ({type(exc).__name__}); move it away or choose another --out") from None
-    if not isinstance(record, dict) or record.get("format") != "shl-ablation":
-        raise ShlError(f"{path}: not an shl ablation record; move it away or choose another --out")
-    return record
+    return read_ablation_record(out)
 
 
 def write_experiment_record(plan: Plan, registry) -> list[str]:
@@ -52,16 +46,17 @@ def write_experiment_record(plan: Plan, registry) -> list[str]:
 
 
 def prepare_out(plan: Plan, con) -> None:
-    """Claim the output's subdirectories for shl and clear temporary files left by killed writes."""
-    claim_dir(plan.out / "runs", "the runs")
-    removed = remove_stale_tmp(plan.out)
-    for d in (plan.out / "runs").iterdir():
-        if d.is_dir() and is_owned(d):
+    """Claim the output's subdirectories for shl and clear temporary files left by killed writes: only shl's own
+    temporary names (``.<name>.shl-<random>.tmp``), only in directories shl marked (in the output directory itself,
+    only those of the ablation record), never through a symbolic link, never in a run another process writes."""
+    claim_dir(plan.out / RUNS_DIR, "the runs")
+    removed = remove_stale_tmp(plan.out, targets={OUT_RECORD})
+    for d in (plan.out / RUNS_DIR).iterdir():
+        if is_plain_dir(d) and is_owned(d) and not writer_of(d):
             removed += remove_stale_tmp(d)
-            for sub in ("vectors",):
-                removed += remove_stale_tmp(d / sub)
+            removed += remove_stale_tmp(d / "vectors")
     for d in (plan.out / "shared", plan.out / "report", plan.out / "report" / "figures"):
-        if (d / DIR_MARKER).is_file():
+        if is_plain_dir(d) and is_plain_file(d / DIR_MARKER):
             removed += remove_stale_tmp(d)
     if removed:
         con.print(f"removed {len(removed)} temporary file(s) left by an interrupted write", markup=False)

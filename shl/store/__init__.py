@@ -10,7 +10,11 @@ It imports no torch, so analysis can use it. Import the names from here (``from 
 
 from __future__ import annotations
 
-from .files import atomic_write, claim_dir, read_json_object, remove_stale_tmp, sha256_file
+from .ablation_record import AblationRecord, read_ablation_record
+from .files import (
+    append_line, atomic_write, claim_dir, is_plain_dir, is_plain_file, read_json_object, remove_stale_tmp, sha256_file,
+    temp_path,
+)
 from .layout import (
     ABSENT,
     CONFIG,
@@ -27,6 +31,8 @@ from .layout import (
     META,
     METRICS,
     OUT_RECORD,
+    RUN_ENTRIES,
+    RUNNING,
     RUNS_DIR,
     SAMPLES,
     TERMINAL,
@@ -35,10 +41,12 @@ from .layout import (
     TMP_NAME,
     UNMANIFESTED,
     UNTRUSTED,
+    WRITER_LOCK,
     USABLE,
     parse_run_dirname,
     run_dirname,
 )
+from .placement import check_out_dir, enclosing_run
 from .run_store import RunStore
 from .state import (
     RunState,
@@ -46,17 +54,21 @@ from .state import (
     inspect_run,
     is_owned,
     manifest,
+    marker_version,
     only_marker_tmp,
     read_meta,
     recorded_times,
+    round_files,
     verify_done,
 )
+from .writer import RunBusy, WriterLock, writer_of
 
 __all__ = [
-    "ABSENT", "CONFIG", "CORRUPT", "DIR_MARKER", "DONE", "FAILED", "FAILED_STATUSES", "FOREIGN", "FORMAT_VERSION",
-    "INCOMPLETE", "LOG", "MARKER", "META", "METRICS", "OUT_RECORD", "RUNS_DIR", "RunState", "RunStore", "SAMPLES",
-    "TERMINAL", "TERMINAL_OK", "TIMINGS", "TMP_NAME", "UNMANIFESTED", "UNTRUSTED", "USABLE", "atomic_write",
-    "claim_dir", "count_rows", "inspect_run", "is_owned", "manifest", "only_marker_tmp", "parse_run_dirname",
-    "read_json_object", "read_meta", "recorded_times", "remove_stale_tmp", "run_dirname", "sha256_file",
-    "verify_done",
+    "ABSENT", "AblationRecord", "CONFIG", "CORRUPT", "DIR_MARKER", "DONE", "FAILED", "FAILED_STATUSES", "FOREIGN", "FORMAT_VERSION",
+    "INCOMPLETE", "LOG", "MARKER", "META", "METRICS", "OUT_RECORD", "RUNNING", "RUNS_DIR", "RUN_ENTRIES", "RunBusy",
+    "RunState", "RunStore", "SAMPLES", "TERMINAL", "TERMINAL_OK", "TIMINGS", "TMP_NAME", "UNMANIFESTED", "UNTRUSTED",
+    "USABLE", "WRITER_LOCK", "WriterLock", "append_line", "atomic_write", "check_out_dir", "claim_dir", "count_rows", "enclosing_run", "inspect_run",
+    "is_owned", "is_plain_dir", "is_plain_file", "manifest", "marker_version", "only_marker_tmp",
+    "parse_run_dirname", "read_ablation_record", "read_json_object", "read_meta", "recorded_times", "remove_stale_tmp", "round_files",
+    "run_dirname", "sha256_file", "temp_path", "verify_done", "writer_of",
 ]

@@ -3,15 +3,19 @@ claiming a directory for shl's output (never writing into a user's folder)."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import stat
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable, Iterator
 
 from ..errors import ShlError
-from .layout import DIR_MARKER, FORMAT_VERSION, TMP_NAME
+from .layout import DIR_MARKER, FORMAT_VERSION, TMP_NAME, TMP_TAG
+
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
 def _umask() -> int:
@@ -23,31 +27,90 @@ def _umask() -> int:
 _FILE_MODE = 0o666 & ~_umask()
 
 
-def atomic_write(path: Path, text: str | bytes) -> None:
-    """Write ``path`` through a temporary file in the same directory and a rename, with the normal umask."""
-    path = Path(path)
+def _new_temp(path: Path) -> tuple[int, str]:
+    """A new temporary file beside ``path`` (``.<name>.shl-<random>.tmp``, the only temporary names shl ever
+    cleans up), open for writing, with the normal umask: (descriptor, its path)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}{TMP_TAG}", suffix=".tmp")
+    os.fchmod(fd, _FILE_MODE)
+    return fd, tmp
+
+
+@contextlib.contextmanager
+def temp_path(path: Path) -> Iterator[Path]:
+    """A new, empty temporary file beside ``path`` for a writer that needs a path (``torch.save``); renamed onto
+    ``path`` when the block succeeds (a symbolic link there is replaced, never followed), removed when it raises."""
+    path = Path(path)
+    fd, tmp = _new_temp(path)
+    os.close(fd)
     try:
-        os.fchmod(fd, _FILE_MODE)
+        yield Path(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write(path: Path, text: str | bytes) -> None:
+    """Write ``path`` through a temporary file in the same directory and a rename, with the normal umask. A
+    symbolic link at ``path`` is replaced, never followed."""
+    path = Path(path)
+    fd, tmp = _new_temp(path)
+    try:
         with os.fdopen(fd, "wb") as f:
             f.write(text.encode() if isinstance(text, str) else text)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        if os.path.exists(tmp):
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
 
 
-def remove_stale_tmp(directory: Path) -> list[Path]:
-    """Delete shl's leftover temporary files (``.<name>.<random>.tmp``) in one directory shl owns."""
-    removed = []
-    if not Path(directory).is_dir():
+def append_line(path: Path, line: str) -> None:
+    """Append one line to a file shl made; a symbolic link there is refused (``OSError``), never followed."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | _NOFOLLOW, 0o666)
+    with os.fdopen(fd, "a") as f:
+        f.write(line + "\n")
+
+
+def is_plain_file(path: Path) -> bool:
+    """True for a regular file that is not a symbolic link."""
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
+def is_plain_dir(path: Path) -> bool:
+    """True for a directory that is not a symbolic link."""
+    try:
+        return stat.S_ISDIR(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
+def read_text_nofollow(path: Path) -> str:
+    """The text of a regular file, refusing a symbolic link (``OSError``)."""
+    fd = os.open(path, os.O_RDONLY | _NOFOLLOW)
+    with os.fdopen(fd, "rb") as f:
+        return f.read().decode("utf-8")
+
+
+def remove_stale_tmp(directory: Path, targets: Iterable[str] | None = None) -> list[Path]:
+    """Delete shl's leftover temporary files in one directory shl marked: regular files named
+    ``.<target>.shl-<random>.tmp`` (and, with ``targets``, only for those target names). Never through a
+    symbolic link, neither the directory nor a file."""
+    removed: list[Path] = []
+    d = Path(directory)
+    if not is_plain_dir(d):
         return removed
-    for p in Path(directory).iterdir():
-        if TMP_NAME.match(p.name) and p.is_file():
+    allowed = None if targets is None else set(targets)
+    for p in d.iterdir():
+        m = TMP_NAME.match(p.name)
+        if m and (allowed is None or m.group("target") in allowed) and is_plain_file(p):
             p.unlink(missing_ok=True)
             removed.append(p)
     return removed
@@ -64,10 +127,14 @@ def sha256_file(path: Path) -> str:
 def read_json_object(path: Path) -> tuple[dict[str, Any] | None, str]:
     """(object, "") or (None, reason): "missing", "unreadable (<error>)" or "not a JSON object (<type>)"."""
     try:
-        obj = json.loads(path.read_text())
+        obj = json.loads(read_text_nofollow(path))
     except FileNotFoundError:
         return None, "missing"
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
+    except OSError as exc:
+        if Path(path).is_symlink():
+            return None, "a symbolic link (shl never follows links in its own files)"
+        return None, f"unreadable ({type(exc).__name__})"
+    except (UnicodeDecodeError, ValueError) as exc:
         return None, f"unreadable ({type(exc).__name__})"
     if not isinstance(obj, dict):
         return None, f"not a JSON object ({type(obj).__name__})"
@@ -78,9 +145,11 @@ def claim_dir(directory: Path, what: str) -> None:
     """Make ``directory`` shl's (a marker file inside), or confirm it already is. A non-empty directory shl
     did not make is refused with one line: shl never writes into a user's folder of the same name."""
     d = Path(directory)
+    if d.is_symlink():
+        raise ShlError(f"{d}: is a symbolic link; shl does not follow links for {what} (move it or choose another --out)")
     if d.exists() and not d.is_dir():
         raise ShlError(f"{d}: is a file, but shl needs a directory here for {what}; move it or choose another --out")
-    if d.is_dir() and (d / DIR_MARKER).is_file():
+    if d.is_dir() and is_plain_file(d / DIR_MARKER):
         return
     if d.is_dir() and any(p.name != DIR_MARKER and not TMP_NAME.match(p.name) for p in d.iterdir()):
         raise ShlError(

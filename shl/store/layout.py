@@ -32,14 +32,23 @@ METRICS = "metrics.jsonl"
 TIMINGS = "timings.jsonl"
 SAMPLES = "samples.jsonl"
 LOG = "log.txt"
-UNMANIFESTED = frozenset({LOG, DONE, FAILED})
-TMP_NAME = re.compile(r"^\..+\.tmp$")
-"""shl's temporary files: ``.<name>.<random>.tmp`` (``atomic_write``)."""
+TMP_TAG = ".shl-"
+TMP_NAME = re.compile(r"^\.(?P<target>.+)\.shl-[a-z0-9_]{8}\.tmp$")
+"""shl's temporary files: ``.<target name>.shl-<8 random characters>.tmp`` (``atomic_write``, ``temp_path``). Only
+names of this shape, in directories shl marked, are ever cleaned up: a user's ``.notes.tmp`` never matches."""
+WRITER_LOCK = ".shl-writer.lock"
+"""In a run directory: the lock its writer holds while the run executes (never in a manifest)."""
+UNMANIFESTED = frozenset({LOG, DONE, FAILED, WRITER_LOCK})
+RUN_ENTRIES = frozenset({MARKER, CONFIG, META, METRICS, TIMINGS, SAMPLES, LOG, DONE, FAILED, WRITER_LOCK, "vectors",
+                         "adapters"})
+"""Everything a run directory may hold (besides shl's temporary files). A directory holding anything else is not
+a plain run directory, and shl never deletes it."""
 
 # statuses of a run directory (``inspect_run(dir).status``)
 CORRUPT = "corrupt"
 FOREIGN = "foreign"
 INCOMPLETE = "incomplete"
+RUNNING = "running"  # unfinished, and a live process holds its writer lock
 ABSENT = "absent"
 TERMINAL = frozenset({"complete", "stopped", "starved"})  # finished: an ablation does not redo these
 USABLE = frozenset({"complete", "stopped"})  # finished with results that enter a comparison

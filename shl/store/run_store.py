@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import shutil
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import yaml
 
 from ..errors import ShlError
-from .files import atomic_write
-from .layout import CONFIG, DONE, FAILED, FORMAT_VERSION, LOG, MARKER, META, METRICS, SAMPLES, TERMINAL, TIMINGS
+from .files import append_line, atomic_write, is_plain_dir
+from .layout import (
+    CONFIG, DIR_MARKER, DONE, FAILED, FORMAT_VERSION, LOG, MARKER, META, METRICS, OUT_RECORD, RUN_ENTRIES, SAMPLES,
+    TERMINAL, TIMINGS, TMP_NAME, WRITER_LOCK,
+)
 from .state import RunState, count_rows, inspect_run, is_owned, manifest, only_marker_tmp, read_meta
+from .writer import RunBusy, WriterLock, writer_of
 
 
 def _clean(value: Any) -> Any:
@@ -32,6 +37,7 @@ class RunStore:
 
     def __init__(self, run_dir: str | Path):
         self.dir = Path(run_dir)
+        self._lock: WriterLock | None = None
 
     # ------------------------------------------------------------------ state
     def state(self) -> RunState:
@@ -43,22 +49,60 @@ class RunStore:
     def is_done(self) -> bool:
         return self.status() in TERMINAL
 
-    def reset(self) -> None:
-        """Remove a previous attempt that shl owns so the run starts from scratch. Anything shl did not write
-        (no marker) is never deleted: a one-line ShlError instead."""
+    def check_writable(self) -> None:
+        """A one-line ShlError unless shl may write here: a new or empty directory, or a run directory this shl
+        wrote (never a symbolic link, a file, a user's folder, or a run of a newer shl)."""
         d = self.dir
+        if d.is_symlink():
+            raise ShlError(f"{d}: is a symbolic link; shl never follows links in its store (choose another --out)")
         if not d.exists():
             return
         if not d.is_dir():
             raise ShlError(f"{d}: is a file, not a run directory; refusing to overwrite it (choose another --out)")
-        if is_owned(d) or only_marker_tmp(d):
-            shutil.rmtree(d)
+        if is_owned(d) or only_marker_tmp(d) or not any(d.iterdir()):
             return
-        if any(d.iterdir()):
-            raise ShlError(
-                f"{d}: exists and was not written by shl (no {MARKER}); refusing to delete or overwrite it "
-                "(choose another --out)"
-            )
+        state = inspect_run(d)
+        reason = state.reason if state.status == "foreign" else f"was not written by shl (no {MARKER})"
+        raise ShlError(f"{d}: {reason}; refusing to delete or overwrite it (choose another --out)")
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator["RunStore"]:
+        """Hold the run directory's writer lock for the block (``RunBusy`` when a live process holds it): the
+        only way a run is executed into a directory, so two processes never write one run."""
+        self.check_writable()
+        lock = WriterLock(self.dir).acquire()
+        self._lock = lock
+        try:
+            yield self
+        finally:
+            self._lock = None
+            lock.release()
+
+    def reset(self) -> None:
+        """Remove a previous attempt that shl owns so the run starts from scratch. Only a run's own entries are
+        removed, never through a symbolic link; a directory shl did not write, one another live process is
+        writing, or one that holds anything else (a nested ablation, a user's file) is refused with one line."""
+        self.check_writable()
+        d = self.dir
+        if not d.exists():
+            return
+        holder = None if self._lock is not None else writer_of(d)
+        if holder:
+            raise RunBusy(f"{d}: is being written by another live process ({holder}); wait for it to finish")
+        entries = list(d.iterdir())
+        extra = [p for p in entries if p.name not in RUN_ENTRIES and not TMP_NAME.match(p.name)]
+        nested = [p for p in d.rglob("*") if p.name in (DIR_MARKER, OUT_RECORD) or (p.name == MARKER and p.parent != d)]
+        if extra or nested:
+            what = (extra or nested)[0]
+            raise ShlError(f"{d}: holds {what.relative_to(d)}, which is not part of a run; refusing to delete the "
+                           "run directory (move that away first)")
+        for p in entries:
+            if p.name == WRITER_LOCK:
+                continue
+            if is_plain_dir(p):
+                shutil.rmtree(p)
+            else:
+                p.unlink(missing_ok=True)
 
     # ------------------------------------------------------------------ writing
     def start(self, config: dict[str, Any], meta: dict[str, Any]) -> None:
@@ -91,8 +135,7 @@ class RunStore:
         self._append(LOG, line.rstrip("\n"))
 
     def _append(self, name: str, line: str) -> None:
-        with open(self.dir / name, "a") as f:
-            f.write(line + "\n")
+        append_line(self.dir / name, line)
 
     def save_vectors(self, round_index: int, vectors: dict[int, Any]) -> None:
         from safetensors.torch import save

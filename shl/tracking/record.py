@@ -28,9 +28,10 @@ def _read_record(out: Path) -> set[tuple[str, str, str]]:
 
 
 def _append_record(out: Path | str, ref: dict[str, Any], kind: str, value: str) -> None:
-    line = json.dumps({"tracker": ref["name"], "key": _key(ref), kind: value}) + "\n"
+    from ..store import append_line
+
+    line = json.dumps({"tracker": ref["name"], "key": _key(ref), kind: value})
     try:
-        with open(Path(out) / RECORD, "a") as f:
-            f.write(line)
+        append_line(Path(out) / RECORD, line)
     except OSError:
         pass  # without the record, a later catch-up may log the run again; the run itself is unaffected

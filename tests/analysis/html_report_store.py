@@ -10,11 +10,12 @@ import yaml
 from shl_analysis import ComparisonSpec, MetricSpec
 
 from shl.store import RunStore
+from fake_rounds import add_round_files
 
 SEEDS = [0, 1, 2, 3]
 ROUNDS = 2
 EFFECT = {"base": [0.0, 0.0, 0.0, 0.0], "steer": [0.10, 0.20, 0.15, 0.30], "evil": [0.05, -0.02, 0.01, 0.0]}
-EVIL_ARM = "<script>alert('arm')</script>"
+EVIL_ARM = "<img src=x onerror=alert('arm')>"  # no '/': it names the run directories
 EVIL_EXPERIMENT = "toy <b>bold</b> & co"
 EVIL_MESSAGE = "<img src=x onerror=alert('msg')>"
 PLUGINS = [{"plugin": "filters", "distribution": "shl", "version": "0.1.0"},
@@ -22,8 +23,8 @@ PLUGINS = [{"plugin": "filters", "distribution": "shl", "version": "0.1.0"},
 
 
 def _write_run(root, arm, seed):
-    """A run directory written through the store's API; the arm named in meta.json (the dir name stays safe)."""
-    d = root / "runs" / f"{'evil' if arm == EVIL_ARM else arm}__seed{seed}__abcdef012345"
+    """A run directory written through the store's API; its name and meta.json name the same arm."""
+    d = root / "runs" / f"{arm}__seed{seed}__abcdef012345"
     run = RunStore(d)
     run.start({}, {"experiment": EVIL_EXPERIMENT, "arm": arm, "seed": seed, "config_hash": "abcdef012345",
                    "plugins": PLUGINS})
@@ -34,6 +35,7 @@ def _write_run(root, arm, seed):
     if (arm, seed) == ("steer", 3):
         run.fail("failed", EVIL_MESSAGE, "Traceback ...")
     else:
+        add_round_files(d, ROUNDS)
         run.finish("complete", "ok", ROUNDS)
 
 
@@ -47,7 +49,7 @@ def make_store(root):
         for seed in SEEDS:
             _write_run(root, arm, seed)
     record = {"format": "shl-ablation", "version": 2, "name": "toy", "description": "a <i>toy</i> study",
-              "arms": {"base": {}, "steer": {}, "evil": {}}, "overrides": ["loop.rounds=2"],
-              "source": "experiments/my exp.yaml", "plan_seeds": SEEDS, "plan_arms": ["base", "steer", "evil"]}
+              "arms": {"base": {}, "steer": {}, EVIL_ARM: {}}, "overrides": ["loop.rounds=2"],
+              "source": "experiments/my exp.yaml", "plan_seeds": SEEDS, "plan_arms": ["base", "steer", EVIL_ARM]}
     (root / "shl-ablation.yaml").write_text(yaml.safe_dump(record))
     return root

@@ -19,6 +19,7 @@ from shl_analysis.figures import (
 )
 
 from shl.store import RunStore
+from fake_rounds import add_round_files
 
 SPEC = ComparisonSpec(baseline="base", correction="none",
                       metrics=[MetricSpec(name="trait"), MetricSpec(name="coherence")])
@@ -123,6 +124,7 @@ def _write_run(root, arm, seed, stop=None):
     rows = [{"round": r, "trait": 0.5 + gain * r + 0.01 * seed, "coherence": 0.9 - 0.02 * r - 0.01 * seed}
             for r in range(last + 1)]
     (d / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    add_round_files(d, last)
     run.finish("complete" if stop is None else "stopped", "ok", last)
 
 

@@ -11,6 +11,7 @@ from shl_analysis import ComparisonSpec, MetricSpec, load_runs, write_report
 from shl_analysis.results import run_table
 
 from shl.store import RunStore
+from fake_rounds import add_round_files
 
 SEEDS = range(5)
 BASE_LEVEL = {0: 0.50, 1: 0.52, 2: 0.48, 3: 0.55, 4: 0.51}
@@ -37,6 +38,7 @@ def _write_run(root, arm, seed, status="complete", extra_rows=()):
     if status == "failed":
         run.fail("failed", "CUDA OOM", "...")
     elif status != "incomplete":
+        add_round_files(d, ROUNDS)
         run.finish(status, "ok", ROUNDS)
     return d
 
@@ -180,7 +182,7 @@ def test_run_ids_restrict_the_report_to_the_current_plan(store):
     """Runs of an older config in the same directory (another hash) are kept on disk but not compared."""
     stale = store / "runs" / "heal__seed0__0123456789ab"
     old = RunStore(stale)
-    old.start({}, {"experiment": "toy", "arm": "heal", "seed": 0})
+    old.start({}, {"experiment": "toy", "arm": "heal", "seed": 0, "config_hash": "0123456789ab"})
     old.append_metrics({"round": 0, "trait": 99.0, "coherence": 99.0})
     old.finish("complete", "", 0)
     planned = [p.name for p in (store / "runs").iterdir() if p.is_dir() and p != stale]

@@ -11,6 +11,7 @@ from shl_analysis import ComparisonSpec, MetricSpec, paired_differences, write_r
 from shl_analysis.endpoints import RunLengths, common_round_of, endpoint_value, last_round
 
 from shl.store import RunStore
+from fake_rounds import add_round_files
 
 SEEDS = [0, 1, 2, 3]
 ROUNDS = 3
@@ -31,6 +32,7 @@ def _write_run(root, arm, seed, stop=STOP):
     last = stop.get((arm, seed), ROUNDS)
     rows = [{"round": r, "trait": trait(arm, seed, r), "coherence": 0.9 - 0.05 * r} for r in range(last + 1)]
     (d / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    add_round_files(d, last)
     run.finish("stopped" if (arm, seed) in stop else "complete", "ok", last)
 
 

@@ -38,7 +38,7 @@ def shl_faulty(cwd: Path, *args: str, fault: dict | None = None, timeout: float 
 def normalise(rel: str) -> str:
     """A counted operation's path with names that vary between runs replaced (run dirs, temp names, hashes)."""
     rel = re.sub(r"runs/[^/]+__seed\d+__[0-9a-f]+", "runs/<run>", rel)
-    rel = re.sub(r"\.[A-Za-z0-9_]{8}\.tmp$", ".<tmp>.tmp", rel)
+    rel = re.sub(r"\.shl-[A-Za-z0-9_]{8}\.tmp$", ".<tmp>.tmp", rel)
     return re.sub(r"[0-9a-f]{24}\.pt", "<entry>.pt", rel)
 
 

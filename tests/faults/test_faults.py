@@ -138,8 +138,8 @@ def test_leftover_temporary_files_are_cleaned_and_results_readable_by_others(tmp
     exp = make_experiment(tmp_path)
     assert shl_faulty(tmp_path, "ablate", exp.name, "--out", "out", "--no-report").returncode == 0
     run = next((tmp_path / "out" / "runs").glob("mean__*"))
-    (run / ".metrics.jsonl.k2j4h5g6.tmp").write_text("half a row")
-    (tmp_path / "out" / ".shl-ablation.yaml.abcdefgh.tmp").write_text("half")
+    (run / ".metrics.jsonl.shl-k2j4h5g6.tmp").write_text("half a row")
+    (tmp_path / "out" / ".shl-ablation.yaml.shl-abcdefgh.tmp").write_text("half")
     again = shl_faulty(tmp_path, "ablate", exp.name, "--out", "out", "--no-report")
     assert again.returncode == 0 and "removed 2 temporary file(s)" in again.stdout, again.stdout
     assert not list((tmp_path / "out").rglob(".*.tmp"))

@@ -14,7 +14,7 @@ class Step(api.Schedule):
     description = "lam until round `at`, then lam * factor"
 
     class Params(api.Params):
-        at: int = Field(1, ge=0, description="first round index (from 0) that uses lam * factor")
+        at: int = Field(1, ge=0, le=1000, description="first round index (from 0) that uses lam * factor")
         factor: float = Field(0.5, ge=0.0, description="multiplier of lam from round `at` on")
 
     def lam(self, round_index: int, base_lam: float) -> float:
