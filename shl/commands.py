@@ -82,8 +82,11 @@ def load_config(path: str, overrides: list[str]):
 def cmd_validate(args) -> int:
     from .data import check_data
 
+    from .config.identity import run_hash
+
     cfg, _ = load_config(args.config, args.overrides)
     check_data(cfg.data, Path(args.config).parent, args.config, args.overrides)  # exists and is well formed
+    run_hash(cfg.model_dump(mode="json"), Path(args.config).parent)  # the model source can name its model
     print(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False), end="")
     print(f"# {args.config}: valid", file=sys.stderr)
     return 0

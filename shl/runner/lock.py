@@ -27,7 +27,7 @@ WAIT_FOR_DYING_S = 10.0
 """How long a new ablation waits for the processes of a killed one (its driver gone) to exit."""
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
-_HOLDER = re.compile(r"^pid (?P<pid>\d+)(?: on (?P<host>\S+))?(?:; workers (?P<workers>[\d ]+))?")
+_HOLDER = re.compile(r"^pid (?P<pid>\d+)(?: on (?P<host>[^\s;]+))?(?:; workers (?P<workers>[\d ]+))?")
 
 
 class OutputLock:

@@ -107,3 +107,44 @@ def test_bad_dtype_is_a_clear_error(cache):
 
     with pytest.raises(ShlError, match="dtype"):
         ToyWorldSource(ToyWorldSource.Params(variant="small")).load("cpu", "float64")
+
+
+def test_a_damaged_cache_is_named_and_rebuilt_on_request(small, cache, tmp_path):
+    """Flipped bytes of the same size: every plan and load refuses the cache in one line naming its path (never
+    NaN probabilities later); `shl toyworld build --rebuild` trains it again."""
+    import subprocess
+    import sys
+
+    path = train.model_dir("small", 0)
+    weights = path / "model.safetensors"
+    good = weights.read_bytes()
+    data = bytearray(good)
+    data[len(data) // 2] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    env = {**__import__("os").environ, "SHL_CACHE_DIR": str(cache), "OMP_NUM_THREADS": "1"}
+    cfg = tmp_path / "toy.yaml"
+    cfg.write_text("name: t\nmodel: {name: toyworld, params: {variant: small}}\n")
+    try:
+        proc = subprocess.run([sys.executable, "-m", "shl", "validate", cfg.name], cwd=tmp_path, env=env,
+                              capture_output=True, text=True)
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and str(path) in lines[0] and "model.safetensors fails its checksum" in lines[0]
+        assert "--rebuild" in lines[0]
+        with pytest.raises(train.CacheDamaged):
+            ToyWorldSource(ToyWorldSource.Params(variant="small", seed=0)).load("cpu", "float32")
+        proc = subprocess.run([sys.executable, "-m", "shl", "toyworld", "build", "--variant", "small", "--rebuild"],
+                              cwd=tmp_path, env=env, capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+        assert weights.read_bytes() == good  # training is deterministic: the same weights again
+        proc = subprocess.run([sys.executable, "-m", "shl", "validate", cfg.name], cwd=tmp_path, env=env,
+                              capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+    finally:
+        weights.write_bytes(good)
+
+
+def test_the_cache_key_includes_the_library_versions():
+    spec = train.spec("small", 0)
+    assert set(spec["libraries"]) == {"torch", "transformers", "tokenizers"}
+    assert spec["libraries"]["torch"] == torch.__version__.split("+")[0] or spec["libraries"]["torch"] == torch.__version__

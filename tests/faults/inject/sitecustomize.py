@@ -6,7 +6,10 @@ runs unmodified. ``action``:
   - ``log``: append ``<index>\\t<op>\\t<path relative to root>`` for every counted operation to ``log``;
   - ``kill``: SIGKILL this process at counted operation ``nth`` (1-based), before it happens;
   - ``enospc`` / ``erofs``: make counted operation ``nth`` fail with that OSError (the operation never happens);
-    with ``match``, the ``nth`` counted operation whose relative path matches that regex instead.
+    with ``match``, the ``nth`` counted operation whose relative path matches that regex instead;
+  - ``kill_parent``: in a worker process of ``python -m shl`` (a process whose parent runs shl), SIGKILL that
+    parent at counted operation ``nth``, then go on (the worker must then die with its parent, not finish the
+    operation's run).
 """
 
 import json
@@ -25,6 +28,14 @@ if _SPEC:
     _LOG = os.open(_SPEC["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644) if _SPEC.get("log") else None
     _WRITE = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
     _state = {"n": 0, "busy": False}
+
+    def _parent_runs_shl():
+        try:
+            with open(f"/proc/{os.getppid()}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            return False
+        return b"-m" in argv and b"shl" in argv
 
     def _rel(path):
         if isinstance(path, int) or path is None:
@@ -69,6 +80,8 @@ if _SPEC:
             if n == _NTH:
                 if _ACTION == "kill":
                     os.kill(os.getpid(), signal.SIGKILL)
+                if _ACTION == "kill_parent" and _parent_runs_shl():
+                    os.kill(os.getppid(), signal.SIGKILL)
                 if _ACTION == "enospc":
                     raise OSError(28, "No space left on device", os.path.join(_ROOT, rel))
                 if _ACTION == "erofs":
