@@ -85,22 +85,38 @@ class HF(api.ModelSource):
         revision: Optional[str] = Field(None, description="hub revision (branch, tag or commit); None: the default")
         trust_remote_code: bool = Field(False, description="allow the model repository's own Python code to run")
 
-    def num_layers(self) -> int | None:
-        """From the model's config.json when it is already local (a directory or the HF cache); else None."""
+    def _local_config(self) -> Any:
+        """The model's transformers config when it is already local (a directory or the HF cache); else None."""
         p = self.params
         try:
             from transformers import AutoConfig
 
-            cfg = AutoConfig.from_pretrained(
+            return AutoConfig.from_pretrained(
                 p.name_or_path, revision=p.revision, trust_remote_code=p.trust_remote_code, local_files_only=True
             )
         except Exception:
             return None
+
+    def _text_config_int(self, key: str) -> int | None:
+        cfg = self._local_config()
         for c in (cfg, getattr(cfg, "text_config", None)):
-            n = getattr(c, "num_hidden_layers", None)
+            n = getattr(c, key, None)
             if isinstance(n, int) and not isinstance(n, bool) and n > 0:
                 return n
         return None
+
+    def num_layers(self) -> int | None:
+        """From the model's config.json when it is already local (a directory or the HF cache); else None."""
+        return self._text_config_int("num_hidden_layers")
+
+    def hidden_size(self) -> int | None:
+        """From the model's config.json when it is already local; else None."""
+        return self._text_config_int("hidden_size")
+
+    def model_type(self) -> str | None:
+        """The config's ``model_type`` when the config is already local; else None."""
+        value = getattr(self._local_config(), "model_type", None)
+        return value if isinstance(value, str) and value else None
 
     def identity(self) -> str | None:
         """For a local directory: its fingerprint (config and tokenizer files by content, weight files by size

@@ -41,6 +41,14 @@ class ToyWorldSource(ModelSource):
 
         return int(VARIANTS[self.params.variant]["model"]["num_hidden_layers"])
 
+    def hidden_size(self) -> int | None:
+        from .train import VARIANTS
+
+        return int(VARIANTS[self.params.variant]["model"]["hidden_size"])
+
+    def model_type(self) -> str | None:
+        return "llama"  # the toy model is a transformers LlamaForCausalLM
+
     def identity(self) -> str | None:
         """The key of the trained model in the cache: world version, tokenizer, hyperparameters and seed."""
         from .train import cache_key

@@ -1,31 +1,37 @@
-"""Pre-run checks over a resolved run config: ``steer.layers`` against the model's depth, and which metrics a
-run writes (for ``loop.coherence_metric`` here, and an experiment's comparison metrics)."""
+"""Pre-run checks over a resolved run config: ``steer.layers`` against the model's depth, the steering method's
+own check, and which metrics a run writes (for ``loop.coherence_metric`` here, and an experiment's comparison metrics)."""
 
 from __future__ import annotations
 
 import json
 
-from ..errors import ConfigError
+from ..errors import ConfigError, ShlError
 from ..registry import Registry
 from .models import ENGINE_METRIC_PREFIXES, ENGINE_METRICS, STEERED_PREFIX, RunConfig
+from .reading import one_line
 from .slots import model_source
 
-_LAYER_COUNTS: dict[str, int | None] = {}
+_MODEL_SIZES: dict[str, int | None] = {}
+
+
+def model_size(cfg: RunConfig, registry: Registry, what: str = "num_layers") -> int | None:
+    """``num_layers()`` or ``hidden_size()`` of a resolved config's model source (never loads the model; memoised
+    per model source and params); None = unknown until loaded."""
+    source = model_source(registry, cfg.model)
+    key = json.dumps([source.name, source.params, what], sort_keys=True, default=str)
+    if key not in _MODEL_SIZES:
+        cls = registry.get("model", source.name)
+        try:
+            n = getattr(cls(cls.Params.model_validate(source.params)), what)()
+        except Exception:
+            n = None
+        _MODEL_SIZES[key] = n if isinstance(n, int) and not isinstance(n, bool) and n > 0 else None
+    return _MODEL_SIZES[key]
 
 
 def model_layers(cfg: RunConfig, registry: Registry) -> int | None:
-    """The decoder layer count of a resolved config's model, from its source's ``num_layers()`` (never loads the
-    model; memoised per model source and params); None = unknown until loaded."""
-    source = model_source(registry, cfg.model)
-    key = json.dumps([source.name, source.params], sort_keys=True, default=str)
-    if key not in _LAYER_COUNTS:
-        cls = registry.get("model", source.name)
-        try:
-            n = cls(cls.Params.model_validate(source.params)).num_layers()
-        except Exception:
-            n = None
-        _LAYER_COUNTS[key] = n if isinstance(n, int) and not isinstance(n, bool) and n > 0 else None
-    return _LAYER_COUNTS[key]
+    """The decoder layer count of a resolved config's model, from its source's ``num_layers()``."""
+    return model_size(cfg, registry, "num_layers")
 
 
 def check_layers(cfg: RunConfig, registry: Registry, source: str = "") -> None:
@@ -39,6 +45,31 @@ def check_layers(cfg: RunConfig, registry: Registry, source: str = "") -> None:
         resolve_layers(cfg.steer.layers, n, f"model '{cfg.model.name}'")
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc}" if source else str(exc)) from None
+
+
+def check_steering(cfg: RunConfig, registry: Registry, source: str = "") -> None:
+    """The steering method's optional ``check_plan`` (e.g. a vector file against the model's hidden size and
+    depth, and ``steer.layers``), before anything loads."""
+    from ..api import SteeringMethod, SteeringPlan
+    from ..engine.layers import resolve_layers
+
+    ref = cfg.steer.method
+    entry = registry.entry("steering", ref.name)
+    if entry.cls.check_plan is SteeringMethod.check_plan:
+        return
+    n = model_layers(cfg, registry)
+    layers = None
+    if n is not None:
+        layers = tuple(resolve_layers(cfg.steer.layers, n))
+    elif all(isinstance(x, int) and x >= 0 for x in cfg.steer.layers):
+        layers = tuple(dict.fromkeys(cfg.steer.layers))
+    plan = SteeringPlan(layers, n, model_size(cfg, registry, "hidden_size"), cfg.loop.rounds)
+    try:
+        entry.cls(entry.cls.Params.model_validate(ref.params)).check_plan(plan)
+    except (ValueError, ShlError) as exc:
+        where = f"{source}: " if source else ""
+        raise ConfigError(f"{where}steer.method: {one_line(exc)} (plugin '{ref.name}' from "
+                          f"'{entry.origin.plugin}')") from None
 
 
 def produced_metrics(cfg: RunConfig, registry: Registry) -> set[str] | None:
@@ -67,6 +98,7 @@ def metric_produced(name: str, cfg: RunConfig, registry: Registry) -> bool | Non
 def run_checks(cfg: RunConfig, registry: Registry, source: str = "") -> None:
     """Checks over a fully resolved config: layers against the model's depth, the coherence floor's metric."""
     check_layers(cfg, registry, source)
+    check_steering(cfg, registry, source)
     floor_metric = cfg.loop.coherence_metric
     if cfg.loop.coherence_floor is not None and metric_produced(floor_metric, cfg, registry) is False:
         where = f"{source}: " if source else ""
