@@ -132,8 +132,10 @@ def _add_builtin_commands(sub) -> None:
                        "directory (adapters merged; tokenizer and chat template included), or one PEFT adapter, or "
                        "round K's steering vector as a llama.cpp control vector")
     p.add_argument("run_dir", help="a finished run directory (verified)")
-    p.add_argument("--round", type=int, default=None, metavar="K", help="heal rounds to include (default: the last)")
-    p.add_argument("--out", default=None, help="output directory (must not exist, or be empty)")
+    p.add_argument("--round", type=int, default=None, metavar="K", help="heal rounds to include (default: the last); "
+                   "with --control-vector, the round whose vector and dose are written")
+    p.add_argument("--out", default=None, help="output directory (must not exist, or be empty); not with "
+                   "--control-vector")
     p.add_argument("--adapter", action="store_true",
                    help="write one PEFT LoRA adapter equivalent to the stack (ranks concatenated, scalings folded "
                    "into B) instead of merged weights; prints its rank and the vLLM --max-lora-rank it needs")

@@ -3,8 +3,8 @@
 Round K (the metrics row ``round: K``, K >= 1) steered with ``vectors/round_<K-1>.safetensors`` at the dose
 ``coeff`` of that row: shl added ``coeff * v_k`` to the output of decoder block k at every position. The file
 holds ``direction.k = coeff * v_k`` (computed in float32 exactly as shl's hook computes it), so llama.cpp's
-default scale 1.0 reproduces the run's steered point and ``--control-vector-scaled FILE S`` gives S times that
-dose. Layer numbering and file layout: ``shl.control_vector``. No model weights are loaded.
+default scale 1.0 reproduces the run's steered point and ``--control-vector-scaled FILE:S`` (older llama.cpp:
+``FILE S``) gives S times that dose. Layer numbering and file layout: ``shl.control_vector``. No model weights are loaded.
 """
 
 from __future__ import annotations
@@ -101,4 +101,4 @@ def describe(e: ControlVectorExport) -> str:
             f"{', '.join(map(str, e.layers))}, added to the output of those decoder blocks; n_embd {e.n_embd}; "
             f"model_hint {e.model_hint}). Scale: direction = coeff * v with the run's dose coeff={e.coeff:.6g} "
             f"(metrics row round {e.round}), so llama.cpp's default scale 1.0 reproduces it; "
-            f"--control-vector-scaled {e.path} S gives S times that dose")
+            f"--control-vector-scaled {e.path}:S gives S times that dose")

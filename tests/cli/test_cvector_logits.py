@@ -1,6 +1,7 @@
 """The exported control vector, added the way llama.cpp adds it (``direction.N`` to the output of block N, at every
 position, scale 1.0) by a plain forward hook, reproduces shl's own steered logits at the run's dose; added one block
-early (the input of block N) it does not. One finished run per model; a real model is one more parameter
+early (the input of block N) it does not; repeng's ``ControlModel`` with the imported file at strength 1.0 reproduces
+them too. One finished run per model; a real model is one more parameter
 (e.g. ``pytest.param({"name": "hf", "params": {"name_or_path": "HuggingFaceTB/SmolLM2-135M-Instruct"}},
 id="smollm2", marks=pytest.mark.gpu)``)."""
 
@@ -12,7 +13,7 @@ import pytest
 import torch
 
 from cli_helpers import run_shl, write_run_config
-from cvector_helpers import block_hook_logits, llama_cpp_load, shl_steered_logits
+from cvector_helpers import block_hook_logits, import_repeng, llama_cpp_load, shl_steered_logits
 
 MODELS = [
     pytest.param({"name": "tiny_random", "params": {"arch": "llama", "layers": 3}}, [1, 2], id="tiny-llama"),
@@ -53,3 +54,14 @@ def test_block_output_hook_with_the_exported_file_reproduces_shls_steered_logits
     half = block_hook_logits(model, ids, directions, scale=0.5)
     torch.testing.assert_close(half, shl_steered_logits(model, ids, method, vectors, coeff * 0.5), rtol=1e-5,
                                atol=1e-5)
+
+    repeng = import_repeng()  # repeng's own steering: ControlModel on the same layer ids, strength 1.0
+    vector = repeng.ControlVector.import_gguf(str(out))
+    controlled = repeng.ControlModel(model, sorted(vector.directions))
+    try:
+        controlled.set_control(vector, 1.0)
+        with torch.no_grad():
+            via_repeng = controlled(input_ids=ids).logits
+    finally:
+        controlled.unwrap()
+    assert torch.equal(via_repeng, want)
