@@ -1,5 +1,5 @@
-"""Pre-run checks over a resolved run config: ``steer.layers`` against the model's depth, the steering method's
-own check, and which metrics a run writes (for ``loop.coherence_metric`` here, and an experiment's comparison metrics)."""
+"""Pre-run checks over a resolved run config: ``steer.layers`` against the model's depth, and which metrics a
+run writes (for ``loop.coherence_metric`` here, and an experiment's comparison metrics)."""
 
 from __future__ import annotations
 
@@ -11,27 +11,22 @@ from .models import ENGINE_METRIC_PREFIXES, ENGINE_METRICS, STEERED_PREFIX, RunC
 from .reading import one_line
 from .slots import model_source
 
-_MODEL_SIZES: dict[str, int | None] = {}
-
-
-def model_size(cfg: RunConfig, registry: Registry, what: str = "num_layers") -> int | None:
-    """``num_layers()`` or ``hidden_size()`` of a resolved config's model source (never loads the model; memoised
-    per model source and params); None = unknown until loaded."""
-    source = model_source(registry, cfg.model)
-    key = json.dumps([source.name, source.params, what], sort_keys=True, default=str)
-    if key not in _MODEL_SIZES:
-        cls = registry.get("model", source.name)
-        try:
-            n = getattr(cls(cls.Params.model_validate(source.params)), what)()
-        except Exception:
-            n = None
-        _MODEL_SIZES[key] = n if isinstance(n, int) and not isinstance(n, bool) and n > 0 else None
-    return _MODEL_SIZES[key]
+_LAYER_COUNTS: dict[str, int | None] = {}
 
 
 def model_layers(cfg: RunConfig, registry: Registry) -> int | None:
-    """The decoder layer count of a resolved config's model, from its source's ``num_layers()``."""
-    return model_size(cfg, registry, "num_layers")
+    """The decoder layer count of a resolved config's model, from its source's ``num_layers()`` (never loads the
+    model; memoised per model source and params); None = unknown until loaded."""
+    source = model_source(registry, cfg.model)
+    key = json.dumps([source.name, source.params], sort_keys=True, default=str)
+    if key not in _LAYER_COUNTS:
+        cls = registry.get("model", source.name)
+        try:
+            n = cls(cls.Params.model_validate(source.params)).num_layers()
+        except Exception:
+            n = None
+        _LAYER_COUNTS[key] = n if isinstance(n, int) and not isinstance(n, bool) and n > 0 else None
+    return _LAYER_COUNTS[key]
 
 
 def check_layers(cfg: RunConfig, registry: Registry, source: str = "") -> None:
@@ -63,9 +58,16 @@ def check_steering(cfg: RunConfig, registry: Registry, source: str = "") -> None
         layers = tuple(resolve_layers(cfg.steer.layers, n))
     elif all(isinstance(x, int) and x >= 0 for x in cfg.steer.layers):
         layers = tuple(dict.fromkeys(cfg.steer.layers))
-    plan = SteeringPlan(layers, n, model_size(cfg, registry, "hidden_size"), cfg.loop.rounds)
+    model = model_source(registry, cfg.model)
     try:
-        entry.cls(entry.cls.Params.model_validate(ref.params)).check_plan(plan)
+        cls = registry.get("model", model.name)
+        hidden = cls(cls.Params.model_validate(model.params)).hidden_size()
+    except Exception:
+        hidden = None
+    hidden = hidden if isinstance(hidden, int) and not isinstance(hidden, bool) and hidden > 0 else None
+    try:
+        entry.cls(entry.cls.Params.model_validate(ref.params)).check_plan(
+            SteeringPlan(layers, n, hidden, cfg.loop.rounds))
     except (ValueError, ShlError) as exc:
         where = f"{source}: " if source else ""
         raise ConfigError(f"{where}steer.method: {one_line(exc)} (plugin '{ref.name}' from "
