@@ -96,8 +96,9 @@ def test_export_then_import_gives_the_same_vector_bit_for_bit(toy, tmp_path):
 
 
 def test_importing_round_1s_vector_reproduces_the_steered_point(toy, tmp_path):
-    out = tmp_path / "r1.gguf"
-    assert run_shl("export", toy, "--round", "1", "--control-vector", out, cwd=tmp_path).returncode == 0
+    from shl.export_cvector import export_control_vector
+
+    out = export_control_vector(toy, tmp_path / "r1.gguf", round=1).path
     original = rows(toy)
     # shl's own safetensors, everything else equal: round 1 is the same computation, to the last metric
     own = {"layers": TOY_LAYERS, "method": {"name": "from_file",

@@ -23,13 +23,12 @@ MODELS = [
 @pytest.mark.parametrize("model_cfg,layers", MODELS)
 def test_block_output_hook_with_the_exported_file_reproduces_shls_steered_logits(tmp_path, model_cfg, layers):
     from shl.export import load_student
+    from shl.export_cvector import export_control_vector
 
     cfg = write_run_config(tmp_path, "run.yaml", model=model_cfg, steer={"layers": layers})
     res = run_shl("run", cfg, "--out", tmp_path / "run", cwd=tmp_path)
     assert res.returncode == 0, res.stderr[-2000:]
-    out = tmp_path / "r1.gguf"
-    res = run_shl("export", tmp_path / "run", "--round", "1", "--control-vector", out, cwd=tmp_path)
-    assert res.returncode == 0, res.stderr[-2000:]
+    out = export_control_vector(tmp_path / "run", tmp_path / "r1.gguf", round=1).path
 
     student = load_student(tmp_path / "run", round=0)  # round 1's steered point: the model before its heal
     model, tok = student.model, student.tokenizer
