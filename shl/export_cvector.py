@@ -4,7 +4,8 @@ Round K (the metrics row ``round: K``, K >= 1) steered with ``vectors/round_<K-1
 ``coeff`` of that row: shl added ``coeff * v_k`` to the output of decoder block k at every position. The file
 holds ``direction.k = coeff * v_k`` (computed in float32 exactly as shl's hook computes it), so llama.cpp's
 default scale 1.0 reproduces the run's steered point and ``--control-vector-scaled FILE:S`` (older llama.cpp:
-``FILE S``) gives S times that dose. Layer numbering and file layout: ``shl.control_vector``. No model weights are loaded.
+``FILE S``) gives S times that dose. Layer numbering and file layout: ``shl.control_vector``. No model weights are
+loaded.
 """
 
 from __future__ import annotations

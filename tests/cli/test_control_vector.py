@@ -13,11 +13,12 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from cli_helpers import run_shl, write_run_config
+from cli_helpers import run_shl, shl_main, write_run_config
 from cvector_helpers import gguf_fields, import_repeng, llama_cpp_load
 
 TOY = {"model": {"name": "toyworld", "params": {"variant": "small"}},
-       "eval": {"max_new_tokens": 12, "evaluators": [{"name": "toy_exact", "params": {"n_prompts": 8, "n_samples": 2}}]}}
+       "eval": {"max_new_tokens": 12,
+                "evaluators": [{"name": "toy_exact", "params": {"n_prompts": 8, "n_samples": 2}}]}}
 TOY_LAYERS, TOY_N_LAYER, TOY_N_EMBD = [1], 2, 64  # the small toy model: 2 decoder blocks, hidden 64
 
 
@@ -119,15 +120,6 @@ def test_importing_round_1s_vector_reproduces_the_steered_point(toy, tmp_path):
     assert len(steered) >= 6 and {k: row[k] for k in steered} == steered
     assert steered_samples(tmp_path / "cv") == steered_samples(toy) != []
     assert steered["steered_trait_signed"] != original[0]["trait_signed"]  # the steering shows in the point
-
-
-def shl_main(capsys, *args) -> tuple[int, str, str]:
-    """The CLI in this process (for the quick refusals): exit code, stdout, stderr."""
-    from shl.cli import main
-
-    rc = main([str(a) for a in args])
-    out = capsys.readouterr()
-    return rc, out.out, out.err
 
 
 @pytest.fixture(scope="module")

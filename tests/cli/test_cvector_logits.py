@@ -37,11 +37,13 @@ def test_block_output_hook_with_the_exported_file_reproduces_shls_steered_logits
     assert sorted(directions) == layers
     from safetensors.torch import load_file
 
-    vectors = {int(k.split("_")[1]): v for k, v in load_file(str(tmp_path / "run" / "vectors" / "round_0.safetensors")).items()}
+    stored = load_file(str(tmp_path / "run" / "vectors" / "round_0.safetensors"))
+    vectors = {int(k.split("_")[1]): v for k, v in stored.items()}
     coeff = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[1])["coeff"]
     method = student.host.registry.build("steering", "mean_diff", {})
-    ids = torch.tensor([tok.apply_chat_template([{"role": "user", "content": "What should I do today?"}],
-                                                add_generation_prompt=True, tokenize=True, return_dict=True)["input_ids"]])
+    chat = tok.apply_chat_template([{"role": "user", "content": "What should I do today?"}],
+                                   add_generation_prompt=True, tokenize=True, return_dict=True)
+    ids = torch.tensor([chat["input_ids"]])
     with torch.no_grad():
         plain = model(input_ids=ids).logits
     want = shl_steered_logits(model, ids, method, vectors, coeff)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from cli_helpers import run_shl, shl_env, write_run_config
+from cli_helpers import run_shl, shl_env, shl_main, write_run_config
 
 ATOL = 1e-5
 RTOL = 1e-5  # merged float32 weights round differently from base + LoRA branches (logits ~10: ~1e-6 relative)
@@ -226,14 +226,6 @@ def vllm_refusals(adapter_dir: Path, max_lora_rank: int = 16) -> list[str]:
     if any("base_layer" in k for k in keys):
         out.append("base_weights")
     return out
-
-
-def shl_main(capsys, *args) -> tuple[int, str, str]:
-    from shl.cli import main
-
-    rc = main([str(a) for a in args])
-    out = capsys.readouterr()
-    return rc, out.out, out.err
 
 
 def adapter_updates(adapter_dir: Path) -> dict[str, torch.Tensor]:
