@@ -27,6 +27,7 @@ WORKFLOW_OVERVIEW = [
 ]
 RUN_TOOLS_OVERVIEW = [
     ("export RUN_DIR [--round K] --out DIR", "the healed student as a Hugging Face model (or --adapter)"),
+    ("export RUN_DIR --control-vector F.gguf", "round K's steering vector as a llama.cpp control vector"),
     ("sample RUN_DIR [--round K] [--steered]", "print completions from the student (and the steered point)"),
 ]
 BUILTIN_COMMANDS = ("plugins", "validate", "run", "ablate", "report", "export", "sample")
@@ -139,14 +140,26 @@ def _add_builtin_commands(sub) -> None:
     p.add_argument("--no-figures", action="store_true", help="tables only")
 
     p = sub.add_parser("export", help="write the student after K heal rounds as a standard Hugging Face model "
-                       "directory (adapters merged; tokenizer and chat template included), or one PEFT adapter")
+                       "directory (adapters merged; tokenizer and chat template included), or one PEFT adapter, or "
+                       "round K's steering vector as a llama.cpp control vector")
     p.add_argument("run_dir", help="a finished run directory (verified)")
     p.add_argument("--round", type=types.int_in(0, 1000), default=None, metavar="K",
-                   help="heal rounds to include (default: the last)")
-    p.add_argument("--out", required=True, help="output directory (must not exist, or be empty)")
+                   help="heal rounds to include (default: the last); with --control-vector, the round whose vector "
+                   "and dose are written")
+    p.add_argument("--out", default=None, help="output directory (must not exist, or be empty); not with "
+                   "--control-vector")
     p.add_argument("--adapter", action="store_true",
                    help="write one PEFT LoRA adapter equivalent to the stack (ranks concatenated, scalings folded "
-                   "into B) instead of merged weights")
+                   "into B) instead of merged weights; prints its rank and the vLLM --max-lora-rank it needs")
+    p.add_argument("--max-rank", type=int, default=None, metavar="R",
+                   help="with --adapter: compress it to rank R (truncated SVD of each module's summed update) and "
+                   "print the relative error of the updates and of the student's logits on held-out prompts")
+    p.add_argument("--allow-embedding-lora", action="store_true",
+                   help="with --adapter: write LoRA on the embeddings or the LM head (vLLM refuses them; default: "
+                   "refuse such a run)")
+    p.add_argument("--control-vector", default=None, metavar="FILE.gguf",
+                   help="instead: write round K's steering vector (default: the last round's) as a llama.cpp control "
+                   "vector, direction.N = shl layer N, scaled so that llama.cpp's scale 1.0 is the run's dose")
     p.add_argument("--dtype", default=None, choices=["float32", "bfloat16", "float16"],
                    help="weights dtype (default: the run's dtype as resolved on CPU)")
 

@@ -207,13 +207,26 @@ def cmd_report(args) -> int:
 
 
 def cmd_export(args) -> int:
+    if args.control_vector is not None:
+        from .export_cvector import describe, export_control_vector
+
+        if args.out is not None or args.adapter or args.max_rank is not None or args.allow_embedding_lora:
+            raise ShlError("--control-vector writes one file: leave out --out, --adapter, --max-rank and "
+                           "--allow-embedding-lora")
+        print(describe(export_control_vector(args.run_dir, args.control_vector, round=args.round)))
+        return 0
     from .export import export
 
-    path, student = export(args.run_dir, args.out, round=args.round, adapter=args.adapter, dtype=args.dtype)
+    if args.out is None:
+        raise ShlError("export: --out DIR is required (or --control-vector FILE.gguf)")
+    path, student, report = export(args.run_dir, args.out, round=args.round, adapter=args.adapter, dtype=args.dtype,
+                                   max_rank=args.max_rank, allow_embedding_lora=args.allow_embedding_lora)
     kind = "PEFT LoRA adapter (ranks of " + ", ".join(student.names) + ")" if args.adapter else (
         "Hugging Face model" + (" (adapters " + ", ".join(student.names) + " merged)" if student.names else
                                 " (round 0: the base model)"))
     print(f"{path}: {kind}, student after {student.round} heal round(s) of {args.run_dir}")
+    for line in report.lines() if report is not None else ():
+        print(f"  {line}")
     return 0
 
 

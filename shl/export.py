@@ -6,9 +6,9 @@ model through the run's own config (``config.yaml``; model sources through the p
 
 ``export_merged`` writes a standard Hugging Face model directory (every adapter merged into the weights,
 tokenizer and chat template included, stop tokens in the generation config) that
-``AutoModelForCausalLM.from_pretrained`` loads without shl. ``export_adapter`` writes one PEFT LoRA adapter
-equivalent to the stack: the rounds' adapters concatenated along the rank, each round's scaling folded into its
-B (``lora_alpha = r``, so PEFT's scaling is 1): ``B_cat @ A_cat = sum_j s_j B_j A_j`` exactly.
+``AutoModelForCausalLM.from_pretrained`` loads without shl. ``shl.export_adapter`` writes one PEFT LoRA adapter
+equivalent to the stack (and checks it against vLLM's rules); ``shl.export_cvector`` a round's steering vector as
+a llama.cpp control vector.
 """
 
 from __future__ import annotations
@@ -87,20 +87,25 @@ def adapter_rounds(run_dir: Path) -> int:
     return n
 
 
+def run_config(d: Path) -> Any:
+    """The RunConfig a finished run recorded in its ``config.yaml``."""
+    from .config.models import RunConfig
+
+    try:
+        return RunConfig.model_validate(yaml.safe_load((d / "config.yaml").read_text()))
+    except Exception as exc:
+        raise ShlError(f"{d}/config.yaml: not a valid run config ({type(exc).__name__})") from None
+
+
 def load_student(run_dir: str | Path, round: int | None = None, device: str = "cpu", dtype: str | None = None,
                  host: Any = None) -> Student:
-    from .config.models import RunConfig
     from .config.slots import model_source
-    from .store import RunStore
-
     from .engine.run_setup import pick_device
+    from .store import RunStore
 
     d = check_run(run_dir)
     device = pick_device(device)
-    try:
-        cfg = RunConfig.model_validate(yaml.safe_load((d / "config.yaml").read_text()))
-    except Exception as exc:
-        raise ShlError(f"{d}/config.yaml: not a valid run config ({type(exc).__name__})") from None
+    cfg = run_config(d)
     n = adapter_rounds(d)
     k = n if round is None else int(round)
     if not 0 <= k <= n:
@@ -186,85 +191,18 @@ def export_merged(student: Student, out: str | Path) -> Path:
     return o
 
 
-def combined_lora(student: Student) -> tuple[Any, dict[str, tuple[Any, Any]]]:
-    """(LoraConfig, {module name: (A_cat [R, in], B_cat [out, R])}) of the stack r0..r{K-1}: ranks concatenated,
-    each adapter's scaling folded into its B (B_cat @ A_cat = sum_j s_j B_j A_j), lora_alpha = R (scaling 1)."""
-    import torch
-    from peft import LoraConfig
-
-    if not student.names:
-        raise ShlError(f"{student.run_dir}: round 0 is the base model: there is no adapter to export (--round >= 1)")
-    parts: dict[str, tuple[Any, Any]] = {}
-    module_sets = []
-    for mod_name, module in student.model.base_model.model.named_modules():
-        lora_a = getattr(module, "lora_A", None)
-        if lora_a is None or not hasattr(lora_a, "keys"):
-            continue
-        present = [n for n in student.names if n in lora_a.keys()]
-        if not present:
-            continue
-        if getattr(module, "lora_variant", None) or getattr(module, "use_dora", {}).get(present[0], False):
-            raise ShlError("export --adapter: a LoRA variant (DoRA...) cannot be combined by concatenating ranks")
-        module_sets.append((mod_name, tuple(present)))
-        a = torch.cat([module.lora_A[n].weight.detach().float() for n in present], dim=0)
-        b = torch.cat([module.lora_B[n].weight.detach().float() * float(module.scaling[n]) for n in present], dim=1)
-        parts[mod_name] = (a, b)
-    ranks = {a.shape[0] for a, _ in parts.values()}
-    if len(ranks) != 1 or any(len(s) != len(student.names) for _, s in module_sets):
-        raise ShlError("export --adapter: the rounds' adapters do not cover the same modules with the same rank")
-    r_total = ranks.pop()
-    first = student.model.peft_config[student.names[0]]
-    targets = first.target_modules
-    cfg = LoraConfig(
-        r=r_total, lora_alpha=float(r_total), lora_dropout=0.0, bias="none",
-        target_modules=sorted(targets) if isinstance(targets, (set, list, tuple)) else targets,
-        fan_in_fan_out=first.fan_in_fan_out, task_type=first.task_type,
-    )
-    return cfg, parts
-
-
-def export_adapter(student: Student, out: str | Path) -> Path:
-    """One PEFT LoRA adapter equivalent to the whole stack (ranks concatenated, scalings folded into B)."""
-    import torch
-
-    o = _check_out(out)
-    cfg, parts = combined_lora(student)
-    pm = student.model
-    pm.add_adapter("combined", cfg)
-    with torch.no_grad():
-        for mod_name, module in pm.base_model.model.named_modules():
-            if mod_name in parts:
-                a, b = parts[mod_name]
-                wa, wb = module.lora_A["combined"].weight, module.lora_B["combined"].weight
-                if wa.shape != a.shape or wb.shape != b.shape:
-                    raise ShlError(f"export --adapter: shape mismatch at {mod_name}")
-                wa.copy_(a.to(wa.dtype))
-                wb.copy_(b.to(wb.dtype))
-    missing = [n for n, m in pm.base_model.model.named_modules()
-               if hasattr(getattr(m, "lora_A", None), "keys") and "combined" in m.lora_A.keys() and n not in parts]
-    if missing:
-        raise ShlError(f"export --adapter: modules without a combined update: {missing[:3]}")
-    tmp = Path(tempfile.mkdtemp(prefix=".shl-export-", dir=o.parent if o.parent.exists() else None))
-    try:
-        pm.save_pretrained(tmp, selected_adapters=["combined"])
-        src = tmp / "combined" if (tmp / "combined").is_dir() else tmp
-        final = Path(tempfile.mkdtemp(prefix=".shl-export-", dir=tmp.parent))
-        for f in src.iterdir():
-            shutil.move(str(f), str(final / f.name))
-        student.tokenizer.save_pretrained(final)
-        (final / EXPORT_RECORD).write_text(_record(student, "adapter"))
-        _publish(final, o)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-        pm.delete_adapter("combined")
-        pm.base_model.set_adapter(list(student.names))
-    return o
-
-
 def export(run_dir: str | Path, out: str | Path, round: int | None = None, adapter: bool = False,
-           dtype: str | None = None) -> tuple[Path, Student]:
-    """``shl export``: check the run and --out, load the student on CPU, write it."""
+           dtype: str | None = None, max_rank: int | None = None,
+           allow_embedding_lora: bool = False) -> tuple[Path, Student, Any]:
+    """``shl export``: check the run and --out, load the student on CPU, write it. Returns (path, student, the
+    adapter's ``AdapterReport`` or None)."""
+    from .export_adapter import export_adapter
+
     _check_out(out)
+    if not adapter and (max_rank is not None or allow_embedding_lora):
+        raise ShlError("--max-rank and --allow-embedding-lora apply to --adapter")
     student = load_student(run_dir, round, device="cpu", dtype=dtype)
-    path = export_adapter(student, out) if adapter else export_merged(student, out)
-    return path, student
+    if adapter:
+        path, report = export_adapter(student, out, max_rank=max_rank, allow_embedding_lora=allow_embedding_lora)
+        return path, student, report
+    return export_merged(student, out), student, None

@@ -22,7 +22,9 @@ class SampleRow:
     steered: str | None = None
 
 
-def _prompts(student: Any, prompt: str | None, n: int, seed: int) -> tuple[list[str], str | None]:
+def eval_prompts(student: Any, prompt: str | None, n: int, seed: int) -> tuple[list[str], str | None]:
+    """(user prompts, neutral system prompt): ``prompt`` alone, or ``n`` of the run's held-out evaluation prompts
+    (drawn with ``seed``)."""
     from .data import load_data
     from .engine.seeds import Stream, sample_indices
 
@@ -71,7 +73,7 @@ def sample(run_dir: str | Path, round: int | None = None, steered: bool = False,
         tok.pad_token = tok.eos_token
     tok.padding_side = "left"
     clean_generation_config(student.model, tok)
-    users, system = _prompts(student, prompt, n, seed)
+    users, system = eval_prompts(student, prompt, n, seed)
     prompts = [(u, render_prompt(tok, u, system)) for u in users]
     cfg = student.cfg
     gen = dict(max_new_tokens=max_new_tokens or cfg.eval.max_new_tokens, temperature=cfg.generate.temperature,

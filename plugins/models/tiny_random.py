@@ -72,6 +72,12 @@ class TinyRandom(api.ModelSource):
         tokenizer = tiny_tokenizer()
         return module_names(make_config(p.arch, len(tokenizer), p.hidden, p.layers, p.heads, {}))
 
+    def hidden_size(self) -> int | None:
+        return self.params.hidden
+
+    def model_type(self) -> str | None:
+        return self.params.arch  # the transformers model_type of every arch offered
+
     def identity(self) -> str | None:
         """The weights are a function of the params alone (seeded initialisation, built-in tokenizer)."""
         return "tiny_random:" + json.dumps(self.params.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))

@@ -1,12 +1,13 @@
-"""Built-in steering methods: mean_diff, svd, cosine_gated."""
+"""Built-in steering methods: mean_diff, svd, cosine_gated, from_file."""
 
 from shl.hookspecs import hookimpl
 
 from .cosine_gated import CosineGated
+from .from_file import FromFile
 from .mean_diff import MeanDiff
 from .svd import SVD
 
-COMPONENTS = (MeanDiff, SVD, CosineGated)
+COMPONENTS = (MeanDiff, SVD, CosineGated, FromFile)
 
 
 @hookimpl

@@ -41,6 +41,14 @@ class ToyWorldSource(ModelSource):
 
         return int(VARIANTS[self.params.variant]["model"]["num_hidden_layers"])
 
+    def hidden_size(self) -> int | None:
+        from .train import VARIANTS
+
+        return int(VARIANTS[self.params.variant]["model"]["hidden_size"])
+
+    def model_type(self) -> str | None:
+        return "llama"  # the toy model is a transformers LlamaForCausalLM
+
     def module_names(self) -> list[str] | None:
         """The toy model's modules (a Llama), from its architecture alone."""
         from shl_plugins.models.meta_modules import module_names

@@ -15,12 +15,12 @@ from .evaluators import EvalContext, Evaluator
 from .families import BASE_CLASSES, FAMILIES, FAMILY_TABLE, REGISTRATION_HOOKS, Family, family
 from .filters import Completion, Filter, FilterContext, Scorer, Verdict
 from .models import LoadedModel, ModelSource
-from .steering import SteeringMethod
+from .steering import SteeringMethod, SteeringPlan
 from .trackers import TrackedAblation, TrackedRun, Tracker, numeric_metrics
 
 __all__ = [
     "Aggregator", "BASE_CLASSES", "Completion", "Component", "EvalContext", "Evaluator", "FAMILIES",
     "FAMILY_TABLE", "Family", "Filter", "FilterContext", "LoadedModel", "ModelSource", "Params", "Persona",
-    "REGISTRATION_HOOKS", "Schedule", "Scorer", "SteeringData", "SteeringMethod", "TrackedAblation", "TrackedRun",
-    "Tracker", "Verdict", "family", "numeric_metrics",
+    "REGISTRATION_HOOKS", "Schedule", "Scorer", "SteeringData", "SteeringMethod", "SteeringPlan", "TrackedAblation",
+    "TrackedRun", "Tracker", "Verdict", "family", "numeric_metrics",
 ]

@@ -53,6 +53,17 @@ class ModelSource(Component):
         checked at ``shl validate`` time; None = unknown until loaded. Must not download anything."""
         return None
 
+    def hidden_size(self) -> int | None:
+        """The width of the residual stream (``hidden_size``, llama.cpp's n_embd), known WITHOUT loading the model,
+        so a steering vector made elsewhere is checked before any run starts; None = unknown until loaded. Same
+        rules as ``num_layers``."""
+        return None
+
+    def model_type(self) -> str | None:
+        """The transformers ``model_type`` ("llama", "qwen2", ...), known WITHOUT loading the model; written as
+        the ``model_hint`` of an exported control vector. None = unknown. Same rules as ``num_layers``."""
+        return None
+
     def identity(self) -> str | None:
         """A fingerprint of WHICH model ``load`` will return, beyond the params (which are hashed anyway), known
         WITHOUT loading the weights: e.g. for a local directory a hash of its config and of its weight files'

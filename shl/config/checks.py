@@ -11,9 +11,10 @@ import json
 import math
 from typing import Callable
 
-from ..errors import ConfigError
+from ..errors import ConfigError, ShlError
 from ..registry import Registry
 from .models import ENGINE_METRIC_PREFIXES, ENGINE_METRICS, STEERED_PREFIX, RunConfig
+from .reading import one_line
 from .slots import model_source
 
 _LAYER_COUNTS: dict[str, int | None] = {}
@@ -114,6 +115,38 @@ def check_lora_targets(cfg: RunConfig, registry: Registry, source: str = "", bla
         raise ConfigError(f"{_where(blame, source, 'heal', 'lora', 'target_modules')}heal.lora.target_modules: {problem}")
 
 
+def check_steering(cfg: RunConfig, registry: Registry, source: str = "", blame: Blame | None = None) -> None:
+    """The steering method's optional ``check_plan`` (e.g. a vector file against the model's hidden size and
+    depth, and ``steer.layers``), before anything loads."""
+    from ..api import SteeringMethod, SteeringPlan
+    from ..engine.layers import resolve_layers
+
+    ref = cfg.steer.method
+    entry = registry.entry("steering", ref.name)
+    if entry.cls.check_plan is SteeringMethod.check_plan:
+        return
+    n = model_layers(cfg, registry)
+    layers = None
+    if n is not None:
+        layers = tuple(resolve_layers(cfg.steer.layers, n))
+    elif all(isinstance(x, int) and x >= 0 for x in cfg.steer.layers):
+        layers = tuple(dict.fromkeys(cfg.steer.layers))
+    model = model_source(registry, cfg.model)
+    try:
+        cls = registry.get("model", model.name)
+        hidden = cls(cls.Params.model_validate(model.params)).hidden_size()
+    except Exception:
+        hidden = None
+    hidden = hidden if isinstance(hidden, int) and not isinstance(hidden, bool) and hidden > 0 else None
+    try:
+        entry.cls(entry.cls.Params.model_validate(ref.params)).check_plan(
+            SteeringPlan(layers, n, hidden, cfg.loop.rounds))
+    except (ValueError, ShlError) as exc:
+        where = _where(blame, source, "steer", "method")
+        raise ConfigError(f"{where}steer.method: {one_line(exc)} (plugin '{ref.name}' from "
+                          f"'{entry.origin.plugin}')") from None
+
+
 def produced_metrics(cfg: RunConfig, registry: Registry) -> set[str] | None:
     """The metric keys a resolved config's evaluators declare (with ``_se`` and, when ``eval.steered``, the
     ``steered_`` versions); None when any evaluator does not declare its metrics."""
@@ -138,9 +171,10 @@ def metric_produced(name: str, cfg: RunConfig, registry: Registry) -> bool | Non
 
 
 def run_checks(cfg: RunConfig, registry: Registry, source: str = "", blame: Blame | None = None) -> None:
-    """Checks over a fully resolved config: layers against the model's depth, the schedule over the rounds, LoRA
-    targets against the model's modules, the coherence floor's metric."""
+    """Checks over a fully resolved config: layers against the model's depth, the steering method's plan check,
+    the schedule over the rounds, LoRA targets against the model's modules, the coherence floor's metric."""
     check_layers(cfg, registry, source, blame)
+    check_steering(cfg, registry, source, blame)
     check_schedule(cfg, registry, source, blame)
     check_lora_targets(cfg, registry, source, blame)
     floor_metric = cfg.loop.coherence_metric

@@ -52,7 +52,8 @@ def steer_round(run: Run, i: int) -> SteeredRound:
         run.stack.model, run.tok, run.data, contexts, run.layers, cfg.steer.positions, cfg.steer.batch_size
     )
     try:
-        vectors = {layer: run.method.fit(p, n).detach() for layer, (p, n) in pairs.items()}
+        vectors = {layer: run.method.fit_layer(p, n, layer=layer, round_index=i).detach()
+                   for layer, (p, n) in pairs.items()}
     except Exception as exc:
         raise RunError(
             f"steering method '{cfg.steer.method.name}' raised {type(exc).__name__}: {exc}"

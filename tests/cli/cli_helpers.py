@@ -97,5 +97,14 @@ def run_shl(*args: Any, cwd: Path, env: dict[str, str] | None = None, timeout: f
     )
 
 
+def shl_main(capsys: Any, *args: Any) -> tuple[int, str, str]:
+    """The CLI in this process (``shl.cli.main``; quick commands): exit code, stdout, stderr."""
+    from shl.cli import main
+
+    rc = main([str(a) for a in args])
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+
 def done_dirs(runs: Path) -> dict[str, Path]:
     return {d.name: d for d in sorted(Path(runs).iterdir()) if (d / "DONE.json").is_file()}

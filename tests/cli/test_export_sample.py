@@ -1,6 +1,8 @@
 """``shl export`` and ``shl sample`` on real tiny runs: the exported model loads in plain transformers (no shl
 import) and its logits equal the student's (rebuilt independently from the run's adapters with PEFT) within
-float tolerance (atol 1e-5 + rtol 1e-5, float32 CPU); the ``--adapter`` export, loaded with PEFT, gives the same logits."""
+float tolerance (atol 1e-5 + rtol 1e-5, float32 CPU); the ``--adapter`` export, loaded with PEFT, gives the same logits,
+fits vLLM's rules (rank buckets, no modules_to_save, no LoRA on the embeddings or the head unless asked), and
+``--max-rank`` compresses it optimally with the errors it states."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from cli_helpers import run_shl, shl_env, write_run_config
+from cli_helpers import run_shl, shl_env, shl_main, write_run_config
 
 ATOL = 1e-5
 RTOL = 1e-5  # merged float32 weights round differently from base + LoRA branches (logits ~10: ~1e-6 relative)
@@ -194,3 +196,143 @@ def test_toy_world_student_exports_with_equal_logits(tmp_path):
     with torch.no_grad():
         want = student(input_ids=torch.tensor(IDS)).logits
     torch.testing.assert_close(got, want, rtol=RTOL, atol=ATOL)
+
+
+VLLM_MAX_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)  # vllm/config/lora.py MaxLoRARanks
+
+
+def vllm_refusals(adapter_dir: Path, max_lora_rank: int = 16) -> list[str]:
+    """What vLLM would refuse in a PEFT adapter directory (vllm/lora/peft_helper.py and vllm/config/lora.py, restated):
+    a --max-lora-rank it does not offer, a rank above it, modules_to_save, DoRA, a bias, LoRA on the embeddings or
+    the LM head, and full base weights in the adapter file."""
+    from safetensors import safe_open
+
+    cfg = json.loads((adapter_dir / "adapter_config.json").read_text())
+    with safe_open(str(adapter_dir / "adapter_model.safetensors"), "pt") as f:
+        keys = list(f.keys())
+    out = []
+    if max_lora_rank not in VLLM_MAX_LORA_RANKS:
+        out.append("max_lora_rank")
+    if cfg["r"] > max_lora_rank:
+        out.append("rank")
+    if cfg.get("modules_to_save"):
+        out.append("modules_to_save")
+    if cfg.get("use_dora"):
+        out.append("dora")
+    if cfg.get("bias", "none") != "none":
+        out.append("bias")
+    if any("embed_tokens" in k or "lm_head" in k or "lora_embedding" in k for k in keys):
+        out.append("embedding_or_head")
+    if any("base_layer" in k for k in keys):
+        out.append("base_weights")
+    return out
+
+
+def adapter_updates(adapter_dir: Path) -> dict[str, torch.Tensor]:
+    """Per module, the update scaling * B @ A an adapter directory holds (float64)."""
+    from safetensors.torch import load_file
+
+    cfg = json.loads((adapter_dir / "adapter_config.json").read_text())
+    t = load_file(str(adapter_dir / "adapter_model.safetensors"))
+    scaling = cfg["lora_alpha"] / cfg["r"]
+    return {k[: -len(".lora_A.weight")]: scaling * t[k.replace("lora_A", "lora_B")].double() @ t[k].double()
+            for k in t if k.endswith(".lora_A.weight")}
+
+
+@pytest.mark.parametrize("arch,rank,bucket", [("llama", 16, 16), ("gemma", 8, 8)])
+def test_adapter_export_states_its_rank_and_the_vllm_max_lora_rank(runs, tmp_path, capsys, arch, rank, bucket):
+    rc, out, err = shl_main(capsys, "export", runs[arch], "--adapter", "--out", tmp_path / "a")
+    assert rc == 0, err
+    assert f"rank {rank} (the stack's rank: {rank})" in out and f"--enable-lora --max-lora-rank {bucket}" in out
+    cfg = json.loads((tmp_path / "a" / "adapter_config.json").read_text())
+    assert cfg["r"] == rank and cfg["lora_alpha"] == rank and not cfg.get("modules_to_save")
+    assert vllm_refusals(tmp_path / "a", bucket) == []
+    smaller = VLLM_MAX_LORA_RANKS[VLLM_MAX_LORA_RANKS.index(bucket) - 1]
+    assert vllm_refusals(tmp_path / "a", smaller) == ["rank"]
+    record = json.loads((tmp_path / "a" / "shl_export.json").read_text())
+    assert record["vllm"]["rank"] == rank and record["vllm"]["max_lora_rank"] == bucket
+
+
+def test_max_rank_compresses_the_adapter_and_states_its_errors(runs, tmp_path, capsys):
+    from peft import PeftModel
+
+    from shl.engine.chat import render_prompt
+    from shl.export import load_student
+    from shl.manager import make_host
+    from shl.sample import eval_prompts
+
+    assert shl_main(capsys, "export", runs["llama"], "--adapter", "--out", tmp_path / "full")[0] == 0
+    rc, out, err = shl_main(capsys, "export", runs["llama"], "--adapter", "--out", tmp_path / "r4", "--max-rank", "4")
+    assert rc == 0, err
+    assert "rank 4 (the stack's rank: 16)" in out and "--max-lora-rank 8" in out
+    report = json.loads((tmp_path / "r4" / "shl_export.json").read_text())["vllm"]
+    assert f"relative error of the updates {report['update_error']:.3g}" in out
+    assert f"relative error {report['logits']['rel_error']:.3g}" in out
+    cfg = json.loads((tmp_path / "r4" / "adapter_config.json").read_text())
+    assert cfg["r"] == 4 and cfg["lora_alpha"] == 4 and vllm_refusals(tmp_path / "r4", 8) == []
+
+    full, small = adapter_updates(tmp_path / "full"), adapter_updates(tmp_path / "r4")
+    assert full.keys() == small.keys() and len(full) == report["modules"]
+    lost = sum(float(((full[k] - small[k]) ** 2).sum()) for k in full)
+    total = sum(float((full[k] ** 2).sum()) for k in full)
+    best = sum(float((torch.linalg.svdvals(full[k])[4:] ** 2).sum()) for k in full)  # Eckart-Young optimum
+    assert 0 < report["update_error"] < 1
+    assert report["update_error"] == pytest.approx((lost / total) ** 0.5, rel=1e-5)
+    assert lost == pytest.approx(best, rel=1e-5)
+
+    student = load_student(runs["llama"], device="cpu")
+    users, system = eval_prompts(student, None, 8, 0)
+    base = make_host().registry.build("model", "tiny_random", {"arch": "llama"}).load("cpu", "float32").model.eval()
+    model = PeftModel.from_pretrained(base, str(tmp_path / "full"), adapter_name="full")
+    model.load_adapter(str(tmp_path / "r4"), adapter_name="r4")
+    diff = norm = 0.0
+    with torch.no_grad():
+        for user in users:
+            ids = torch.tensor([render_prompt(student.tokenizer, user, system)])
+            model.set_adapter("full")
+            want = model(input_ids=ids).logits
+            model.set_adapter("r4")
+            got = model(input_ids=ids).logits
+            diff, norm = diff + float(((got - want) ** 2).sum()), norm + float((want ** 2).sum())
+    assert 0 < report["logits"]["rel_error"] == pytest.approx((diff / norm) ** 0.5, rel=1e-4)
+    assert report["logits"]["prompts"] == len(users) == 8
+
+    rc, out, _ = shl_main(capsys, "export", runs["llama"], "--adapter", "--out", tmp_path / "same", "--max-rank", "32")
+    assert rc == 0 and "rank 16 (the stack's rank: 16)" in out and "compressed" not in out
+    rc, out, _ = shl_main(capsys, "export", runs["llama"], "--adapter", "--out", tmp_path / "r1", "--max-rank", "1")
+    assert rc == 0 and "rank 1 (the stack's rank: 16), 14 modules; vLLM: --enable-lora --max-lora-rank 1\n" in out
+    rc, _, err = shl_main(capsys, "export", runs["llama"], "--out", tmp_path / "x", "--adapter", "--max-rank", "0")
+    assert rc == 2 and "--max-rank must be >= 1" in err and not (tmp_path / "x").exists(), err
+    rc, _, err = shl_main(capsys, "export", runs["llama"], "--out", tmp_path / "x", "--max-rank", "4")
+    assert rc == 2 and "apply to --adapter" in err and not (tmp_path / "x").exists(), err
+
+
+@pytest.fixture(scope="module")
+def head_run(tmp_path_factory):
+    """A finished 1-round tiny llama run whose adapters train the embeddings and the LM head too."""
+    root = tmp_path_factory.mktemp("head_run")
+    cfg = write_run_config(root, "head.yaml", heal={"epochs": 1, "lora": {"target_modules": ["embed_tokens", "lm_head",
+                                                                                              "q_proj"]}})
+    res = run_shl("run", cfg, "--out", root / "run", cwd=root)
+    assert res.returncode == 0, res.stderr[-2000:]
+    return root / "run"
+
+
+def test_lora_on_embeddings_or_head_is_refused_unless_asked(head_run, tmp_path, capsys):
+    from peft import PeftModel
+
+    from shl.manager import make_host
+
+    rc, _, err = shl_main(capsys, "export", head_run, "--adapter", "--out", tmp_path / "a")
+    assert rc == 2 and err.count("\n") == 1 and not (tmp_path / "a").exists()
+    assert "train model.embed_tokens, lm_head" in err and "--allow-embedding-lora" in err
+    rc, out, err = shl_main(capsys, "export", head_run, "--adapter", "--out", tmp_path / "a", "--allow-embedding-lora")
+    assert rc == 0, err
+    assert "LoRA on the embeddings / LM head (model.embed_tokens, lm_head): vLLM may refuse it" in out
+    assert vllm_refusals(tmp_path / "a", 8) == ["embedding_or_head"]  # the LoRA, never the base weights
+    base = make_host().registry.build("model", "tiny_random", {"arch": "llama"}).load("cpu", "float32").model.eval()
+    with torch.no_grad():
+        got = PeftModel.from_pretrained(base, str(tmp_path / "a")).eval()(input_ids=torch.tensor(IDS)).logits
+    want = student_logits(head_run, "llama", 1)
+    assert (want - student_logits(head_run, "llama", 0)).abs().max() > 1e-4
+    torch.testing.assert_close(got, want, rtol=RTOL, atol=ATOL)  # the embedding update is in the adapter too
