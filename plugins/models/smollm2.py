@@ -109,6 +109,9 @@ class SmolLM2(api.ModelSource):
     default_filters: ClassVar[list[dict[str, Any]]] = DEFAULT_FILTERS
     default_evaluators: ClassVar[list[dict[str, Any]]] = DEFAULT_EVALUATORS
 
+    class Params(api.Params):
+        """No params: the model is pinned (package version and file sha256)."""
+
     def num_layers(self) -> int | None:
         return LAYERS
 
