@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Collection, Any
 
 import pandas as pd
-from shl.store import META, METRICS, RUNS_DIR, UNTRUSTED, USABLE, inspect_run, parse_run_dirname, read_meta
+from shl.store import (
+    META, METRICS, RUNS_DIR, UNTRUSTED, USABLE, inspect_run, parse_json, parse_run_dirname, read_lines, read_meta,
+)
 
 TIDY_COLUMNS = ["experiment", "arm", "seed", "run_id", "status", "round", "metric", "value"]
 RUN_COLUMNS = ["experiment", "arm", "seed", "run_id", "status", "message"]
@@ -45,16 +46,13 @@ def _run_info(run_dir: Path) -> dict[str, Any]:
 
 def read_metric_rows(run_dir: Path) -> list[dict[str, Any]]:
     """Parsed metrics.jsonl rows of one run (malformed lines and rows without an int round skipped)."""
-    path = Path(run_dir) / METRICS
     rows: list[dict[str, Any]] = []
-    if not path.is_file():
-        return rows
-    for line in path.read_text().splitlines():
+    for line in read_lines(Path(run_dir) / METRICS):
         line = line.strip()
         if not line:
             continue
         try:
-            obj = json.loads(line)
+            obj = parse_json(line)
         except ValueError:
             continue
         r = obj.get("round") if isinstance(obj, dict) else None

@@ -2,25 +2,21 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Collection, Iterable
 
 import pandas as pd
-from shl.store import RUNS_DIR, TIMINGS
+from shl.store import RUNS_DIR, TIMINGS, parse_json, read_lines
 
 STAGE_COLUMNS = ["stage", "seconds", "share", "runs"]
 
 
 def read_timings(run_dir: Path) -> list[dict]:
     """The rows of one run's timings.jsonl (malformed lines skipped; none when the file is missing)."""
-    path = Path(run_dir) / TIMINGS
     rows = []
-    if not path.is_file():
-        return rows
-    for line in path.read_text().splitlines():
+    for line in read_lines(Path(run_dir) / TIMINGS):
         try:
-            row = json.loads(line)
+            row = parse_json(line)
         except ValueError:
             continue
         if isinstance(row, dict) and isinstance(row.get("stages"), dict):

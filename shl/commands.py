@@ -130,7 +130,8 @@ def cmd_run(args) -> int:
     from .data import check_data
     from .executors import RunTask
     from .executors.task import execute_task
-    from .store import CORRUPT, RUNNING, TERMINAL, RunStore, check_out_dir
+    from .errors import ShlFault
+    from .store import CORRUPT, FAILED, RUNNING, TERMINAL, RunStore, check_out_dir
     from .tracking import TrackerPlan, checked_trackers, option_trackers
 
     overrides = list(args.overrides) + ([f"seed={args.seed}"] if args.seed is not None else [])
@@ -168,10 +169,12 @@ def cmd_run(args) -> int:
         outcome = execute_task(task, progress=lambda s: status.update(s), host=host, echo=warn, warn=warn)
     if outcome.input_error:
         raise ShlError(outcome.message)
+    if outcome.fault:
+        raise ShlFault(outcome.message)
     con.print(round_table(outcome.metrics, title=f"{cfg.name} seed {cfg.seed}"))
     con.print(f"status: {outcome.status}: {outcome.message}", markup=False)
-    if outcome.status not in TERMINAL and outcome.traceback:
-        con.print(f"the traceback is in {out / 'FAILED.json'}", markup=False)
+    if outcome.status not in TERMINAL and outcome.traceback and (out / FAILED).is_file():
+        con.print(f"the traceback is in {out / FAILED}", markup=False)
     con.print(f"run directory: {out}")
     return 0 if outcome.status in ("complete", "stopped") else 1
 

@@ -79,12 +79,22 @@ def check_run(run_dir: str | Path) -> Path:
     return d
 
 
+def verified_files(run_dir: Path) -> set[str]:
+    """The files (relative paths) a verified finished run's DONE.json manifest vouches for; nothing else in the
+    directory is ever read as the run's."""
+    from .store import inspect_run
+
+    return set(((inspect_run(run_dir).done or {}).get("manifest") or {}).keys())
+
+
 def adapter_rounds(run_dir: Path) -> int:
-    """How many heal rounds have saved adapters (r0, r1, ... contiguous)."""
-    n = 0
-    while (run_dir / "adapters" / f"r{n}" / "adapter_config.json").is_file():
-        n += 1
-    return n
+    """How many heal rounds the verified finished run recorded (its DONE.json; the manifest then vouches for
+    each round's adapter): never the count of folders on disk, which nothing verified."""
+    from .store import inspect_run
+
+    state = inspect_run(run_dir)
+    rounds = (state.done or {}).get("rounds")
+    return rounds if isinstance(rounds, int) and not isinstance(rounds, bool) and rounds >= 0 else 0
 
 
 def run_config(d: Path) -> Any:
@@ -137,9 +147,15 @@ def load_student(run_dir: str | Path, round: int | None = None, device: str = "c
 
 
 def _check_out(out: str | Path) -> Path:
+    """The export's output directory: new or empty, never a link, never inside a run directory."""
+    from .store import check_out_dir
+
     o = Path(out)
+    if o.is_symlink():
+        raise ShlError(f"{o}: is a symbolic link; choose a new --out")
     if o.exists() and (not o.is_dir() or any(o.iterdir())):
         raise ShlError(f"{o}: exists and is not empty; choose a new --out")
+    check_out_dir(o, "export")
     return o
 
 

@@ -34,8 +34,12 @@ class ControlVectorExport:
 
 def steered_round(run_dir: Path, rows: list[dict[str, Any]], round: int | None) -> tuple[int, float]:
     """(K, coeff): the requested round, or the last one with a recorded dose and a stored vector."""
+    from .export import verified_files
+
+    vouched = verified_files(run_dir)
+
     def has_vector(k: int) -> bool:
-        return (run_dir / "vectors" / f"round_{k - 1}.safetensors").is_file()
+        return f"vectors/round_{k - 1}.safetensors" in vouched
 
     doses = {int(r["round"]): float(r["coeff"]) for r in rows
              if isinstance(r.get("round"), int) and r["round"] >= 1 and r.get("coeff") is not None}

@@ -50,9 +50,12 @@ def eval_prompts(student: Any, prompt: str | None, n: int, seed: int) -> tuple[l
 def _load_vectors(run_dir: Path, round_index: int, device: Any) -> dict[int, Any]:
     from safetensors.torch import load_file
 
-    path = run_dir / "vectors" / f"round_{round_index}.safetensors"
-    if not path.is_file():
-        raise ShlError(f"{run_dir}: no stored steering vector {path.relative_to(run_dir)}")
+    from .export import verified_files
+
+    rel = f"vectors/round_{round_index}.safetensors"
+    path = run_dir / rel
+    if rel not in verified_files(run_dir):
+        raise ShlError(f"{run_dir}: no stored steering vector {rel} in the run's verified manifest")
     raw = load_file(str(path))
     return {int(k.split("_", 1)[1]): v.to(device) for k, v in raw.items()}
 

@@ -9,6 +9,7 @@ norm (the control: it should move coherence, not the trait).
 from __future__ import annotations
 
 import json
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -95,9 +96,12 @@ def _parse_layer(text: str | None) -> int | float:
         return int(text)
     except ValueError:
         try:
-            return float(text)
+            value = float(text)
         except ValueError:
             raise ShlError(f"--layer: expected an index or a fraction, got {text!r}") from None
+    if not 0.0 <= value < 1.0:
+        raise ShlError(f"--layer: a fraction of depth must be in [0, 1), got {text!r}")
+    return value
 
 
 def sweep(variant: str = "default", seed: int = 0, coeffs: list[float] | None = None, layer: int | float = DEFAULT_LAYER,
@@ -149,14 +153,40 @@ def sweep(variant: str = "default", seed: int = 0, coeffs: list[float] | None = 
     return rows
 
 
+PLOT_FORMATS = (".png", ".svg", ".pdf")
+
+
+def parse_coeffs(text: str | None) -> list[float] | None:
+    """``--coeffs 0,1.5,3`` -> [0.0, 1.5, 3.0]: finite numbers with |c| <= 1e4, at least one; None = default."""
+    if text is None:
+        return None
+    try:
+        coeffs = [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise ShlError(f"--coeffs: expected comma-separated numbers, got {text!r}") from None
+    if not coeffs:
+        raise ShlError(f"--coeffs: no numbers in {text!r}")
+    bad = [c for c in coeffs if not math.isfinite(c) or abs(c) > 1e4]
+    if bad:
+        raise ShlError(f"--coeffs: {bad[0]} is not a finite coefficient in [-1e4, 1e4]")
+    return coeffs
+
+
+def check_plot_path(text: str | None) -> Path | None:
+    if text is None:
+        return None
+    path = Path(text)
+    if path.suffix.lower() not in PLOT_FORMATS:
+        raise ShlError(f"--plot {text}: the file name must end in {', '.join(PLOT_FORMATS)}")
+    if path.is_dir():
+        raise ShlError(f"--plot {text}: is a directory")
+    return path
+
+
 def _sweep(args) -> int:
-    coeffs = None
-    if args.coeffs:
-        try:
-            coeffs = [float(x) for x in args.coeffs.split(",") if x.strip()]
-        except ValueError:
-            raise ShlError(f"--coeffs: expected comma-separated numbers, got {args.coeffs!r}") from None
+    coeffs = parse_coeffs(args.coeffs)
     layer = _parse_layer(args.layer)
+    plot = check_plot_path(args.plot)
     from rich.console import Console
 
     con = Console(highlight=False, stderr=True)
@@ -167,9 +197,9 @@ def _sweep(args) -> int:
         print(json.dumps(rows, indent=2))
     else:
         print(format_sweep(rows, args.prompts))
-    if args.plot:
-        plot_sweep(rows, Path(args.plot))
-        print(f"plot written to {args.plot}")
+    if plot is not None:
+        plot_sweep(rows, plot)
+        print(f"plot written to {plot}")
     return 0
 
 
@@ -215,6 +245,11 @@ def plot_sweep(rows: list[dict[str, Any]], path: Path) -> None:
         ax.grid(alpha=0.3)
     axes[0].legend()
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
+    import io
+
+    from shl.store import atomic_write
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format=path.suffix.lstrip(".").lower(), dpi=120)
     plt.close(fig)
+    atomic_write(path, buf.getvalue())  # replaces a link there rather than writing through it

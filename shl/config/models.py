@@ -2,8 +2,9 @@
 
 Input types are checked, not coerced: counts (``Int``) take only integers (not ``true``, ``"3"`` or ``3.0``),
 flags (``Bool``) only ``true``/``false``, and reals (``Real``) take numbers or numeric strings (PyYAML reads
-``1e-3`` as a string; ``1.0e-3`` is a float) but never booleans. Every float must be finite, and every count
-and size has an upper bound, so a config that validates is one that can run.
+``1e-3`` as a string; ``1.0e-3`` is a float) but never booleans. Every float must be finite and lie in a range
+where the arithmetic stays finite (a temperature of 1e-300 or a learning rate of 1e300 is refused), and every
+count and size has an upper bound, so a config that validates is one that can run.
 """
 
 from __future__ import annotations
@@ -146,10 +147,10 @@ class SteerConfig(Strict):
 
 
 class DoseConfig(Strict):
-    scale: Real = Field(4.0, gt=0, description="base coefficient; the applied coefficient is kappa * alpha * scale")
+    scale: Real = Field(4.0, gt=0, le=1e6, description="base coefficient; the applied coefficient is kappa * alpha * scale")
     controller: Bool = Field(True, description="bisect kappa so that the probe's survival share reaches target")
-    kappa_min: Real = Field(0.2, gt=0, description="lower end of the kappa search (log-space bisection)")
-    kappa_max: Real = Field(1.0, gt=0, description="upper end of the kappa search; kappa when controller is off")
+    kappa_min: Real = Field(0.2, gt=0, le=1e3, description="lower end of the kappa search (log-space bisection)")
+    kappa_max: Real = Field(1.0, gt=0, le=1e3, description="upper end of the kappa search; kappa when controller is off")
     target: Real = Field(0.75, gt=0, le=1, description="target share of probe completions that survive the filters")
     steps: Int = Field(4, ge=0, le=50, description="bisection steps after the kappa_max probe")
     probe_prompts: Int = Field(32, ge=1, le=MAX_COUNT, description="prompts in the probe batch")
@@ -162,10 +163,10 @@ class DoseConfig(Strict):
 
 
 class GenerateConfig(Strict):
-    alphas: list[Real] = Field(default_factory=lambda: [1.0], min_length=1, max_length=MAX_LIST, description="dose multiples sampled")
+    alphas: list[Annotated[Real, Field(gt=0, le=1e3)]] = Field(default_factory=lambda: [1.0], min_length=1, max_length=MAX_LIST, description="dose multiples sampled")
     n_prompts: Int = Field(96, ge=1, le=MAX_COUNT, description="prompts drawn from the pool per round (per alpha)")
     max_new_tokens: Int = Field(48, ge=1, le=MAX_TOKENS, description="completion length cap")
-    temperature: Real = Field(1.0, gt=0, description="sampling temperature (no repetition penalty, ever)")
+    temperature: Real = Field(1.0, ge=1e-3, le=100, description="sampling temperature (no repetition penalty, ever)")
     top_p: Real = Field(1.0, gt=0, le=1, description="nucleus sampling mass")
     batch_size: Int = Field(64, ge=1, le=MAX_BATCH, description="generation batch size")
 
@@ -182,7 +183,7 @@ class BarrierConfig(Strict):
         description="aggregate KL per sequence then average relu(D - tau) over sequences (sequence), or "
         "aggregate over all masked positions of the batch at once (batch)",
     )
-    tau: Real = Field(0.0, ge=0, description="barrier threshold: the penalty is lam * relu(D - tau)")
+    tau: Real = Field(0.0, ge=0, le=1e6, description="barrier threshold: the penalty is lam * relu(D - tau)")
     tau_mode: Literal["fixed", "matched"] = Field(
         "fixed",
         description="fixed: use tau; matched: set tau per run so that the barrier is active on 1 - tau_quantile "
@@ -199,7 +200,7 @@ class BarrierConfig(Strict):
 
 class LoraConfig(Strict):
     r: Int = Field(8, ge=1, le=MAX_LORA_R, description="LoRA rank")
-    alpha: Real = Field(16.0, gt=0, description="LoRA alpha")
+    alpha: Real = Field(16.0, gt=0, le=1e6, description="LoRA alpha")
     dropout: Real = Field(0.0, ge=0, lt=1, description="LoRA dropout")
     target_modules: list[str] | None = Field(
         None, max_length=MAX_LIST,
@@ -215,18 +216,18 @@ class HealConfig(Strict):
         description="kl_rev: barrier on KL(student || ref); kl_fwd: KL(ref || student); nll: the control, with "
         "every barrier and penalty off",
     )
-    lam: Real = Field(1.0, ge=0, description="base barrier weight, transformed per round by the schedule")
+    lam: Real = Field(1.0, ge=0, le=1e6, description="base barrier weight, transformed per round by the schedule")
     schedule: ComponentRef = Field(
         default_factory=lambda: ComponentRef(name="constant"), description="lambda schedule plugin"
     )
     barrier: BarrierConfig = Field(default_factory=BarrierConfig, description="the KL barrier")
-    spectral: Real = Field(0.0, ge=0, description="weight of the spectral penalty on each LoRA update ||BA||_2^2")
-    weight_decay: Real = Field(0.0, ge=0, description="AdamW weight decay on the LoRA parameters")
+    spectral: Real = Field(0.0, ge=0, le=1e6, description="weight of the spectral penalty on each LoRA update ||BA||_2^2")
+    weight_decay: Real = Field(0.0, ge=0, le=1e3, description="AdamW weight decay on the LoRA parameters")
     lora: LoraConfig = Field(default_factory=LoraConfig, description="the per-round adapter")
     epochs: Int = Field(2, ge=1, le=MAX_EPOCHS, description="passes over the kept completions")
-    lr: Real = Field(1e-3, gt=0, description="AdamW learning rate")
+    lr: Real = Field(1e-3, gt=0, le=10, description="AdamW learning rate")
     batch_size: Int = Field(16, ge=1, le=MAX_BATCH, description="heal batch size")
-    max_grad_norm: Real = Field(1.0, gt=0, description="gradient clipping norm")
+    max_grad_norm: Real = Field(1.0, gt=0, le=1e6, description="gradient clipping norm")
     group_by_length: Bool = Field(
         True, description="batch completions of similar length (each window of 4 batches sorted by length, then "
         "the batches shuffled): less padding, a faster heal; false = plain random batches",

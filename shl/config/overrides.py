@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 from typing import Any, Iterable
 
 import yaml
@@ -85,10 +86,13 @@ def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> dict[str,
     return out
 
 
+_INDEX = re.compile(r"-?[0-9]+")
+
+
 def _child(node: Any, key: str, text: str) -> Any:
     if isinstance(node, dict):
         return node.get(key)
-    if isinstance(node, list) and key.lstrip("-").isdigit():
+    if isinstance(node, list) and _INDEX.fullmatch(key):
         try:
             return node[int(key)]
         except IndexError:
@@ -99,7 +103,7 @@ def _child(node: Any, key: str, text: str) -> Any:
 def _set(node: Any, key: str, value: Any, text: str) -> None:
     if isinstance(node, dict):
         node[key] = value
-    elif isinstance(node, list) and key.lstrip("-").isdigit():
+    elif isinstance(node, list) and _INDEX.fullmatch(key):
         try:
             node[int(key)] = value
         except IndexError:

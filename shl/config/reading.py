@@ -17,6 +17,8 @@ MAX_CONFIG_BYTES = 1 << 20
 """Run configs and experiment files are at most this large (steering data files are not limited)."""
 MAX_YAML_VALUES = 1_000_000
 MAX_YAML_DEPTH = 64
+MAX_BASE_CHAIN = 64
+"""At most this many run config files in one ``base:`` chain."""
 
 _BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -67,6 +69,8 @@ def non_json_value(data: Any, path: str = "") -> str | None:
                 stack.append((v, f"{where}.{k}" if where else k))
         elif isinstance(node, list):
             stack.extend((v, f"{where}[{i}]") for i, v in enumerate(node))
+        elif isinstance(node, str) and "\x00" in node:
+            return f"{where or '(top level)'}: a NUL character is not allowed in a string"
         elif not isinstance(node, _JSON_SCALARS):
             kind = _TYPE_NAMES.get(type(node).__name__, type(node).__name__)
             return (f"{where or '(top level)'}: {kind} is not a plain YAML value; use a string, number, true/false, "
@@ -102,8 +106,12 @@ def read_yaml(path: str | Path, what: str = "a YAML file", max_bytes: int | None
     not a mapping at the top level, or too large (MAX_YAML_VALUES values with aliases expanded, MAX_YAML_DEPTH
     levels)."""
     p = Path(path)
+    if "\x00" in str(path):
+        raise ConfigError(f"{str(path)!r}: a NUL character is not allowed in a path")
     if p.is_dir():
         raise ConfigError(f"{path}: is a directory, not {what}")
+    if p.exists() and not p.is_file():
+        raise ConfigError(f"{path}: is not a regular file (a device or a pipe?), not {what}")
     if not p.is_file():
         raise ConfigError(f"{path}: no such file")
     try:
@@ -163,6 +171,9 @@ def with_base(data: dict[str, Any], path: str | Path, chain: tuple[Path, ...] = 
         raise ConfigError(f"{path}: base: expected the path of a run config file, got {ref!r}")
     base_path = Path(ref) if Path(ref).is_absolute() else path.parent / ref
     seen = [*chain, path]
+    if len(seen) >= MAX_BASE_CHAIN:
+        raise ConfigError(f"{seen[0]}: base: a chain of more than {MAX_BASE_CHAIN} files (at {_shown(path)}); "
+                          "shorten it")
     real = [os.path.realpath(p) for p in seen]
     if os.path.realpath(base_path) in real:
         start = real.index(os.path.realpath(base_path))

@@ -124,10 +124,10 @@ class CollectedErrors:
         return bool(self.items or self.more)
 
     def blame(self, parts: tuple[str, ...]) -> str:
-        """``--set TEXT`` when the last override that wrote ``parts`` (or a mapping above it) is one, else the
-        source (the file)."""
+        """``--set TEXT`` when the last override that wrote ``parts`` (or a mapping above it, or a value inside the
+        mapping the error is about, as in ``dose: kappa_min > kappa_max``) is one, else the source (the file)."""
         for key, text in reversed(self.overrides):
-            if parts[: len(key)] == key:
+            if parts[: len(key)] == key or (parts and key[: len(parts)] == parts):
                 return f"--set {shown_override(text)}"
         return self.source
 

@@ -24,3 +24,4 @@ class RunResult:
     metrics: list[dict[str, Any]] = field(default_factory=list)
     traceback: str = ""
     input_error: bool = False  # failed (or busy) because of the user's input, not a fault of the run
+    fault: bool = False  # failed because of the environment (disk full, read-only filesystem): message names the path

@@ -53,11 +53,15 @@ def _execute(task: RunTask, store: RunStore, progress, host, echo, warn) -> RunR
             return tracking.finished(run.execute())
     except (Exception, SystemExit) as exc:
         user = isinstance(exc, ShlError)
-        message = str(exc) if user else " ".join(f"{type(exc).__name__}: {exc}".split())
+        fault = isinstance(exc, OSError) and bool(getattr(exc, "filename", None))
+        if fault:  # the environment: one line naming the path, as the CLI prints any filesystem fault
+            message = f"{exc.filename}: {exc.strerror or exc}"
+        else:
+            message = str(exc) if user else " ".join(f"{type(exc).__name__}: {exc}".split())
         tb = traceback.format_exc()
         try:
             if is_owned(store.dir):
                 store.fail("failed", message, "" if user else tb)
         except Exception:
             pass
-        return RunResult("failed", message, traceback=tb, input_error=user)
+        return RunResult("failed", message, traceback=tb, input_error=user, fault=fault)

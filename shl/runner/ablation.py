@@ -102,8 +102,11 @@ def ablate(experiment: str | Path, options: AblateOptions | None = None, console
 
     from ..manager import get_host
 
+    from .execution import env_workers
+
     opts = options or AblateOptions(**kwargs)
     opts.check()
+    env_workers()  # a bad SHL_WORKERS fails before anything is written
     con = console or Console(highlight=False)
 
     def warn(line: str) -> None:
@@ -121,6 +124,11 @@ def ablate(experiment: str | Path, options: AblateOptions | None = None, console
         if opts.max_seeds < len(planned):
             raise ShlError(f"--max-seeds {opts.max_seeds}: {len(planned)} seeds are already planned on {plan.out}; "
                            f"with --until-mde, --max-seeds must be at least {len(planned)}")
+        from ..config.models import MAX_SEED
+
+        if max(planned) + opts.max_seeds - len(planned) > MAX_SEED:
+            raise ShlError(f"--until-mde: adding up to {opts.max_seeds - len(planned)} seeds after seed "
+                           f"{max(planned)} would pass the largest seed ({MAX_SEED}); start from lower seeds")
     rows = status_table(plan)
     result = AblationResult(plan.out, rows)
     if opts.dry_run:
@@ -129,6 +137,12 @@ def ablate(experiment: str | Path, options: AblateOptions | None = None, console
     for a, b in identical_arms(plan.runs):
         con.print(f"warning: arms '{a}' and '{b}' have identical configs; their comparison can only show noise",
                   markup=False)
+    from ..store import check_claimable
+
+    for sub, what in (("runs", "the runs"), ("shared", "the shared-stage cache"), ("report", "the report")):
+        if sub != "report" or opts.report:  # a folder of the user's where shl's belongs: refused before any run
+            if sub != "shared" or opts.share:
+                check_claimable(plan.out / sub, what)
     with output_lock(plan.out, con) as lock:
         plan.lock = lock
         prepare_out(plan, con)

@@ -26,7 +26,7 @@ def env_workers() -> int | None:
     value = os.environ.get("SHL_WORKERS", "").strip()
     if not value:
         return None
-    if not value.isdigit() or not 1 <= int(value) <= 256:
+    if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= 256:
         raise ShlError(f"SHL_WORKERS: expected a number of workers in 1..256, got {value!r}")
     return int(value)
 

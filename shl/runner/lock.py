@@ -81,7 +81,7 @@ def _busy_message(out: Path, text: str) -> str:
 
 def _open_lock(path: Path) -> int:
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | _NOFOLLOW | _CLOEXEC, 0o666)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | _NOFOLLOW | _CLOEXEC | getattr(os, "O_NONBLOCK", 0), 0o666)
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise ShlError(f"{path}: is a symbolic link; shl never follows one for its lock file (remove it)") from None

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from .ablation_record import AblationRecord, read_ablation_record
 from .files import (
-    append_line, atomic_write, claim_dir, is_plain_dir, is_plain_file, read_json_object, remove_stale_tmp, sha256_file,
-    temp_path,
+    append_line, atomic_write, check_claimable, claim_dir, is_plain_dir, is_plain_file, parse_json, read_bytes_nofollow, read_json_object,
+    read_lines, read_text_nofollow, remove_stale_tmp, sha256_file, temp_path,
 )
 from .layout import (
     ABSENT,
@@ -67,8 +67,8 @@ __all__ = [
     "ABSENT", "AblationRecord", "CONFIG", "CORRUPT", "DIR_MARKER", "DONE", "FAILED", "FAILED_STATUSES", "FOREIGN", "FORMAT_VERSION",
     "INCOMPLETE", "LOG", "MARKER", "META", "METRICS", "OUT_RECORD", "RUNNING", "RUNS_DIR", "RUN_ENTRIES", "RunBusy",
     "RunState", "RunStore", "SAMPLES", "TERMINAL", "TERMINAL_OK", "TIMINGS", "TMP_NAME", "UNMANIFESTED", "UNTRUSTED",
-    "USABLE", "WRITER_LOCK", "WriterLock", "append_line", "atomic_write", "check_out_dir", "claim_dir", "count_rows", "enclosing_run", "inspect_run",
-    "is_owned", "is_plain_dir", "is_plain_file", "manifest", "marker_version", "only_marker_tmp",
-    "parse_run_dirname", "read_ablation_record", "read_json_object", "read_meta", "recorded_times", "remove_stale_tmp", "round_files",
+    "USABLE", "WRITER_LOCK", "WriterLock", "append_line", "atomic_write", "check_claimable", "check_out_dir", "claim_dir", "count_rows", "enclosing_run", "inspect_run",
+    "is_owned", "is_plain_dir", "is_plain_file", "manifest", "marker_version", "only_marker_tmp", "parse_json",
+    "parse_run_dirname", "read_ablation_record", "read_bytes_nofollow", "read_json_object", "read_lines", "read_meta", "read_text_nofollow", "recorded_times", "remove_stale_tmp", "round_files",
     "run_dirname", "sha256_file", "temp_path", "verify_done", "writer_of",
 ]

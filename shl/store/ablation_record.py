@@ -55,7 +55,7 @@ def read_ablation_record(out: str | Path) -> dict[str, Any] | None:
     fix = "move it away or choose another --out"
     try:
         raw = yaml.safe_load(read_text_nofollow(path))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError) as exc:
         kind = "a symbolic link" if path.is_symlink() else f"unreadable ({type(exc).__name__})"
         raise ShlError(f"{path}: {kind}; not an shl ablation record ({fix})") from None
     if not isinstance(raw, dict) or raw.get("format") != "shl-ablation":

@@ -4,6 +4,7 @@ claiming a directory for shl's output (never writing into a user's folder)."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -92,11 +93,36 @@ def is_plain_dir(path: Path) -> bool:
         return False
 
 
-def read_text_nofollow(path: Path) -> str:
-    """The text of a regular file, refusing a symbolic link (``OSError``)."""
-    fd = os.open(path, os.O_RDONLY | _NOFOLLOW)
+def read_bytes_nofollow(path: Path) -> bytes:
+    """The bytes of a regular file. A symbolic link, a FIFO, a device or a directory there is an ``OSError``
+    (never followed, never blocked on)."""
+    fd = os.open(path, os.O_RDONLY | _NOFOLLOW | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
     with os.fdopen(fd, "rb") as f:
-        return f.read().decode("utf-8")
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
+        return f.read()
+
+
+def read_text_nofollow(path: Path) -> str:
+    """The text of a regular file (UTF-8), refusing a symbolic link or any other kind of file (``OSError``)."""
+    return read_bytes_nofollow(path).decode("utf-8")
+
+
+def read_lines(path: Path) -> list[str]:
+    """The lines of a regular file shl wrote line by line (JSONL), undecodable bytes replaced; [] when the file
+    is missing or is not a regular file (a link, a FIFO...)."""
+    try:
+        return read_bytes_nofollow(path).decode("utf-8", errors="replace").splitlines()
+    except OSError:
+        return []
+
+
+def parse_json(text: str) -> Any:
+    """``json.loads``, with nesting too deep to parse reported as ``ValueError`` like any malformed text."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
 
 
 def remove_stale_tmp(directory: Path, targets: Iterable[str] | None = None) -> list[Path]:
@@ -117,8 +143,13 @@ def remove_stale_tmp(directory: Path, targets: Iterable[str] | None = None) -> l
 
 
 def sha256_file(path: Path) -> str:
+    """The sha256 of a regular file (``OSError`` for anything else: never blocks on a FIFO)."""
     h = hashlib.sha256()
-    with open(path, "rb") as f:
+    fd = os.open(path, os.O_RDONLY | _NOFOLLOW | getattr(os, "O_NONBLOCK", 0))
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(errno.EINVAL, "not a regular file", str(path))
+    with os.fdopen(fd, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
@@ -127,18 +158,35 @@ def sha256_file(path: Path) -> str:
 def read_json_object(path: Path) -> tuple[dict[str, Any] | None, str]:
     """(object, "") or (None, reason): "missing", "unreadable (<error>)" or "not a JSON object (<type>)"."""
     try:
-        obj = json.loads(read_text_nofollow(path))
+        obj = parse_json(read_text_nofollow(path))
     except FileNotFoundError:
         return None, "missing"
     except OSError as exc:
         if Path(path).is_symlink():
             return None, "a symbolic link (shl never follows links in its own files)"
+        if exc.errno == errno.EINVAL:
+            return None, "not a regular file"
         return None, f"unreadable ({type(exc).__name__})"
     except (UnicodeDecodeError, ValueError) as exc:
         return None, f"unreadable ({type(exc).__name__})"
     if not isinstance(obj, dict):
         return None, f"not a JSON object ({type(obj).__name__})"
     return obj, ""
+
+
+def check_claimable(directory: Path, what: str) -> None:
+    """The one-line ShlError ``claim_dir`` would raise for ``directory``, without creating anything."""
+    d = Path(directory)
+    if d.is_symlink():
+        raise ShlError(f"{d}: is a symbolic link; shl does not follow links for {what} (move it or choose another --out)")
+    if d.exists() and not d.is_dir():
+        raise ShlError(f"{d}: is a file, but shl needs a directory here for {what}; move it or choose another --out")
+    if d.is_dir() and not is_plain_file(d / DIR_MARKER) and any(
+            p.name != DIR_MARKER and not TMP_NAME.match(p.name) for p in d.iterdir()):
+        raise ShlError(
+            f"{d}: exists and was not made by shl (no {DIR_MARKER}); refusing to write {what} into it "
+            "(move it or choose another --out)"
+        )
 
 
 def claim_dir(directory: Path, what: str) -> None:

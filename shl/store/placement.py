@@ -21,8 +21,8 @@ def enclosing_run(path: str | Path) -> Path | None:
 
 
 def check_out_dir(out: str | Path, kind: str) -> None:
-    """A one-line ShlError when ``out`` cannot hold a ``kind`` ("run" or "ablation") output: inside a run
-    directory; for an ablation, a run directory itself; for a run, an ablation's output directory."""
+    """A one-line ShlError when ``out`` cannot hold a ``kind`` ("run", "ablation" or "export") output: inside a
+    run directory; for an ablation, a run directory itself; for a run, an ablation's output directory."""
     out = Path(out)
     run = enclosing_run(out)
     if run is not None:

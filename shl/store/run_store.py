@@ -13,7 +13,7 @@ from typing import Any, Iterator
 import yaml
 
 from ..errors import ShlError
-from .files import append_line, atomic_write, is_plain_dir
+from .files import append_line, atomic_write, is_plain_dir, read_lines
 from .layout import (
     CONFIG, DIR_MARKER, DONE, FAILED, FORMAT_VERSION, LOG, MARKER, META, METRICS, OUT_RECORD, RUN_ENTRIES, SAMPLES,
     TERMINAL, TIMINGS, TMP_NAME, WRITER_LOCK,
@@ -160,10 +160,7 @@ class RunStore:
 
     # ------------------------------------------------------------------ reading
     def metrics(self) -> list[dict[str, Any]]:
-        path = self.dir / METRICS
-        if not path.is_file():
-            return []
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        return [json.loads(line) for line in read_lines(self.dir / METRICS) if line.strip()]
 
     def meta(self) -> dict[str, Any]:
         return read_meta(self.dir)

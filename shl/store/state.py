@@ -18,12 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .files import is_plain_dir, is_plain_file, read_json_object, sha256_file
+from .files import is_plain_dir, is_plain_file, read_json_object, read_lines, sha256_file
 from .layout import (
-    ABSENT, CONFIG, CORRUPT, DONE, FAILED, FAILED_STATUSES, FOREIGN, FORMAT_VERSION, INCOMPLETE, MARKER, META,
+    ABSENT, CONFIG, CORRUPT, DIR_MARKER, DONE, FAILED, FAILED_STATUSES, FOREIGN, FORMAT_VERSION, INCOMPLETE, MARKER, META,
     METRICS, RUNNING, TERMINAL, TMP_NAME, UNMANIFESTED, WRITER_LOCK, parse_run_dirname,
 )
 from .writer import writer_of
+
+MAX_ROUNDS = 1000  # the config's own bound on loop.rounds
 
 
 def marker_version(directory: Path) -> int | None:
@@ -84,7 +86,8 @@ def round_files(rounds: int) -> list[str]:
 
 
 def count_rows(path: Path) -> int:
-    return sum(1 for line in Path(path).read_text().splitlines() if line.strip())
+    """Non-blank lines of a JSONL file (0 for a missing file or one that is not a regular file)."""
+    return sum(1 for line in read_lines(path) if line.strip())
 
 
 def verify_done(directory: Path, done: dict[str, Any]) -> str:
@@ -95,23 +98,23 @@ def verify_done(directory: Path, done: dict[str, Any]) -> str:
         return f"{DONE} has an unknown status {done.get('status')!r}"
     files = done["manifest"]
     rounds = done.get("rounds")
-    if not isinstance(rounds, int) or isinstance(rounds, bool) or rounds < 0:
-        return f"{DONE} records no valid number of rounds ({rounds!r})"
+    if not isinstance(rounds, int) or isinstance(rounds, bool) or not 0 <= rounds <= MAX_ROUNDS:
+        return f"{DONE} records no valid number of rounds ({str(rounds)[:20]!r}; at most {MAX_ROUNDS})"
     for required in (MARKER, CONFIG, META, METRICS, *round_files(rounds)):
         if required not in files:
             return f"{DONE} manifest lacks {required}, which its {rounds} recorded round(s) require"
     for rel, rec in files.items():
         p = directory / rel
-        if not p.is_file():
-            return f"{rel} is missing"
+        if not is_plain_file(p):
+            return f"{rel} is missing" if not p.exists() and not p.is_symlink() else f"{rel} is not a regular file"
         if not isinstance(rec, dict) or p.stat().st_size != rec.get("size"):
             return f"{rel} has changed size"
-        if sha256_file(p) != rec.get("sha256"):
-            return f"{rel} fails its checksum"
-    try:
-        rows = count_rows(directory / METRICS)
-    except (OSError, UnicodeDecodeError):
-        return "metrics.jsonl is unreadable"
+        try:
+            if sha256_file(p) != rec.get("sha256"):
+                return f"{rel} fails its checksum"
+        except OSError:
+            return f"{rel} is unreadable"
+    rows = count_rows(directory / METRICS)
     if rows != done.get("metrics_rows"):
         return f"metrics.jsonl has {rows} rows, {DONE} records {done.get('metrics_rows')}"
     if rows < rounds + 1:
@@ -120,17 +123,15 @@ def verify_done(directory: Path, done: dict[str, Any]) -> str:
 
 
 def _name_matches_record(directory: Path) -> str:
-    """"" unless the directory's name is an ablation run's name (``<arm>__seed<k>__<hash>``) that disagrees with
-    the arm, seed or config hash its own meta.json records (a run directory renamed or copied under another
-    run's name)."""
+    """"" unless the directory is an ablation's run directory (named ``<arm>__seed<k>__<hash>`` in a ``runs/``
+    folder shl marked) whose name disagrees with the arm, seed or config hash its own meta.json records (a run
+    directory renamed or copied under another run's name)."""
     parsed = parse_run_dirname(directory.name)
-    if parsed is None:
+    if parsed is None or not is_plain_file(directory.parent / DIR_MARKER):
         return ""
     arm, seed, prefix = parsed
     meta, _ = read_json_object(directory / META)
     meta = meta or {}
-    if meta.get("arm") is None and meta.get("experiment") is None:
-        return ""  # a run of `shl run` given this name by the user: no ablation identity to check
     recorded = (meta.get("arm"), meta.get("seed"), str(meta.get("config_hash", ""))[: len(prefix)])
     if recorded != (arm, seed, prefix):
         return (f"its name says arm '{arm}' seed {seed} hash {prefix}, but its meta.json records arm "

@@ -12,6 +12,7 @@ import errno
 import fcntl
 import os
 import socket
+import stat
 from pathlib import Path
 
 from ..errors import ShlError
@@ -20,6 +21,7 @@ from .layout import WRITER_LOCK
 
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 
 
 class RunBusy(ShlError):
@@ -37,10 +39,12 @@ def writer_of(directory: str | Path) -> str | None:
     if not is_plain_dir(d):
         return None
     try:
-        fd = os.open(d / WRITER_LOCK, os.O_RDONLY | _NOFOLLOW | _CLOEXEC)
+        fd = os.open(d / WRITER_LOCK, os.O_RDONLY | _NOFOLLOW | _CLOEXEC | _NONBLOCK)
     except OSError:
         return None
     try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
         try:
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -65,11 +69,14 @@ class WriterLock:
         self.dir.mkdir(parents=True, exist_ok=True)
         path = self.dir / WRITER_LOCK
         try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | _NOFOLLOW | _CLOEXEC, 0o666)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | _NOFOLLOW | _CLOEXEC | _NONBLOCK, 0o666)
         except OSError as exc:
             if exc.errno == errno.ELOOP:
                 raise ShlError(f"{path}: is a symbolic link; shl never follows links in its store") from None
             raise
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise ShlError(f"{path}: is not a regular file; shl needs its lock file there (remove it)")
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -105,8 +105,7 @@ def test_until_mde_with_fewer_max_seeds_than_planned(tmp_path: Path):
 @pytest.mark.parametrize("over, needles", [
     ({"device": "banana"}, ("device", "banana")),
     ({"heal": {"lora": {"target_modules": ["q_proj", "nonexistent_proj"]}}}, ("target_modules", "nonexistent_proj")),
-    ({"heal": {"lam": 1e300, "schedule": {"name": "power", "params": {"p": 64.0}}}, "loop": {"rounds": 3}},
-     ("heal.schedule", "power")),
+    ({"heal": {"lam": 1e300}}, ("heal.lam",)),
     ({"heal": {"schedule": {"name": "power", "params": {"p": 1e308}}}}, ("heal.schedule.params.p",)),
     ({"model": {"name": "toyworld", "params": {"variant": "small"}},
       "eval": {"evaluators": [{"name": "toy_exact", "params": {"n_per_prompt": 1000000000000}}]}},
@@ -175,3 +174,101 @@ def test_base_pointing_at_a_data_file(tmp_path: Path):
 ])
 def test_command_line_numbers_and_usage_errors_are_one_line(tmp_path: Path, args, needle):
     one_line_error(run_shl(*args, cwd=tmp_path), needle)
+
+
+# ---------------------------------------------------------------- found by the second fuzz trial
+
+
+@pytest.mark.parametrize("override, needle", [
+    ("steer.layers.\u00b2=3", "cannot set"),
+    ("generate.temperature=1e-300", "generate.temperature"),
+    ("dose.scale=1e308", "dose.scale"),
+    ("heal.lr=1e300", "heal.lr"),
+    ("generate.alphas=[1.0, -2.0]", "generate.alphas"),
+    ('model.name="a\\0b"', "NUL"),
+])
+def test_values_that_would_fail_later_fail_validation(tmp_path: Path, override: str, needle: str):
+    cfg = write_run_config(tmp_path)
+    one_line_error(run_shl("validate", cfg.name, "--set", override, cwd=tmp_path), needle)
+
+
+def test_an_error_about_a_mapping_is_blamed_on_the_override_inside_it(tmp_path: Path):
+    cfg = write_run_config(tmp_path)
+    one_line_error(run_shl("validate", cfg.name, "--set", "dose.kappa_max=1e-30", cwd=tmp_path),
+                   "--set dose.kappa_max=1e-30", "kappa_min")
+
+
+def test_a_nul_byte_in_base_is_one_line(tmp_path: Path):
+    (tmp_path / "n.yaml").write_text('base: "a\\0b"\nname: x\n')
+    one_line_error(run_shl("validate", "n.yaml", cwd=tmp_path), "n.yaml", "NUL")
+
+
+def test_a_base_that_is_a_device(tmp_path: Path):
+    (tmp_path / "z.yaml").write_text("base: /dev/zero\nname: x\n")
+    one_line_error(run_shl("validate", "z.yaml", cwd=tmp_path), "/dev/zero", "not a regular file")
+
+
+def test_a_base_chain_longer_than_the_limit(tmp_path: Path):
+    from shl.config.reading import MAX_BASE_CHAIN
+
+    for i in range(MAX_BASE_CHAIN + 5):
+        (tmp_path / f"c{i}.yaml").write_text(f"base: c{i + 1}.yaml\n" if i < MAX_BASE_CHAIN + 4 else "name: x\n")
+    one_line_error(run_shl("validate", "c0.yaml", cwd=tmp_path), "c0.yaml", "chain of more than")
+
+
+def test_a_bad_shl_workers_fails_before_anything_is_written(tmp_path: Path):
+    from cli_helpers import shl_env
+
+    exp = write_experiment(tmp_path)
+    for value in ("\u00b2", "0", "x"):
+        proc = run_shl("ablate", exp.name, "--out", "W", cwd=tmp_path, env=shl_env(SHL_WORKERS=value))
+        one_line_error(proc, "SHL_WORKERS")
+        assert not (tmp_path / "W").exists()
+
+
+def test_adaptive_seeds_that_would_pass_the_largest_seed(tmp_path: Path):
+    exp = write_experiment(tmp_path)
+    top = 2**63 - 1
+    one_line_error(run_shl("ablate", exp.name, "--out", "M", "--seeds", f"{top - 1}-{top}", "--until-mde", "0.01",
+                           "--max-seeds", "6", cwd=tmp_path), "largest seed")
+    assert not (tmp_path / "M" / "runs").exists()
+
+
+@pytest.mark.parametrize("args, needle", [
+    (("--coeffs", ","), "--coeffs"),
+    (("--coeffs", "nan,inf"), "--coeffs"),
+    (("--layer", "nan"), "--layer"),
+    (("--plot", "out.txt"), "--plot"),
+])
+def test_toyworld_sweep_arguments_are_checked_before_the_sweep(tmp_path: Path, args, needle):
+    one_line_error(run_shl("toyworld", "sweep", "--variant", "small", *args, cwd=tmp_path), needle)
+
+
+def test_a_schedule_that_overflows_in_a_later_round_fails_at_plan_time(tmp_path: Path):
+    """A third-party schedule whose lam is finite in round 0 and inf from round 2: refused before any work."""
+    import types
+
+    from pydantic import Field
+
+    from shl import api
+    from shl.config import load_run_config
+    from shl.errors import ConfigError
+    from shl.hookspecs import hookimpl
+    from shl.testing import make_host
+
+    class Explode(api.Schedule):
+        name = "explode"
+        description = "finite, then not"
+
+        class Params(api.Params):
+            at: int = Field(2, ge=0, le=100, description="first round index with an infinite lam")
+
+        def lam(self, round_index: int, base_lam: float) -> float:
+            return float("inf") if round_index >= self.params.at else base_lam
+
+    module = types.SimpleNamespace(shl_register_schedules=hookimpl(lambda register: register(Explode)))
+    host = make_host(extra_plugins=[("explode", module)])
+    cfg = write_run_config(tmp_path, heal={"schedule": "explode"}, loop={"rounds": 3})
+    with pytest.raises(ConfigError, match="schedule 'explode' gives lam=inf for round index 2"):
+        load_run_config(cfg, [], host.registry)
+    load_run_config(cfg, ["loop.rounds=2"], host.registry)  # rounds 0 and 1 are fine

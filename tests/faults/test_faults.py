@@ -58,16 +58,20 @@ def test_run_uses_an_empty_directory_and_redoes_its_own(tmp_path: Path):
 
 
 def test_ablate_into_a_users_folder_keeps_their_files(tmp_path: Path):
+    """A user's own report/ folder where shl's belongs is refused before any run starts (not after them)."""
     exp = make_experiment(tmp_path)
     (tmp_path / "report").mkdir()
     (tmp_path / "report" / "comparison.md").write_text("my own report\n")
     first = shl_faulty(tmp_path, "ablate", exp.name, "--out", ".")
-    assert first.returncode == 0, first.stderr
-    assert "report skipped" in first.stdout and "not made by shl" in first.stdout
+    one_error_line(first, 2, "report", "not made by shl")
+    assert not (tmp_path / "runs").exists()
     assert (tmp_path / "report" / "comparison.md").read_text() == "my own report\n"
     user_files_intact(tmp_path)
+    runs = shl_faulty(tmp_path, "ablate", exp.name, "--out", ".", "--no-report")
+    assert runs.returncode == 0 and "0 done, 2 to run" in runs.stdout, runs.stdout + runs.stderr
     again = shl_faulty(tmp_path, "ablate", exp.name, "--out", ".", "--no-report")
     assert again.returncode == 0 and "2 done, 0 to run" in again.stdout, again.stdout + again.stderr
+    assert (tmp_path / "report" / "comparison.md").read_text() == "my own report\n"
     user_files_intact(tmp_path)
 
 

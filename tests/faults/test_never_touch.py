@@ -200,3 +200,90 @@ def test_a_malformed_ablation_record_is_one_line(finished: Path, tmp_path: Path,
     args = ("report", ".") if cmd == "report" else ("ablate", "exp.yaml", "--out", ".")
     one_error(shl_faulty(work, *args), 2, "shl-ablation.yaml", needle)
     assert snapshot(work) == before
+
+
+# ---------------------------------------------------------------- found by the second fuzz trial
+
+
+def test_export_uses_only_the_rounds_the_run_recorded(finished: Path, tmp_path: Path):
+    """An adapter folder planted next to a 1-round run's r0 is never stacked in: export reads the recorded
+    rounds (DONE.json), not the folders on disk."""
+    work = fresh(finished, tmp_path)
+    run = a_run(work)
+    shutil.copytree(a_run(work, "mean") / "adapters" / "r0", run / "adapters" / "r1")
+    proc = shl_faulty(work, "export", str(run), "--out", "student", "--adapter")
+    assert proc.returncode == 0, proc.stderr
+    assert "after 1 heal round" in proc.stdout
+    one_error(shl_faulty(work, "export", str(run), "--round", "2", "--out", "s2"), 2, "out of range")
+
+
+def test_export_into_a_run_directory_is_refused(finished: Path, tmp_path: Path):
+    work = fresh(finished, tmp_path)
+    run = a_run(work)
+    one_error(shl_faulty(work, "export", str(run), "--adapter", "--out", str(run / "adapters" / "r1")), 2,
+              "inside the run directory")
+    assert not (run / "adapters" / "r1").exists()
+
+
+def test_a_shl_run_output_copied_under_an_ablation_runs_name_is_corrupt(finished: Path, tmp_path: Path):
+    work = fresh(finished, tmp_path)
+    run = a_run(work)
+    single = tmp_path / "single"
+    assert shl_faulty(work, "run", "exp_base.yaml", "--out", str(single)).returncode == 0
+    shutil.rmtree(run)
+    shutil.copytree(single, run)
+    state = inspect_run(run)
+    assert state.status == CORRUPT and "meta.json records arm 'None'" in state.reason
+
+
+@pytest.mark.parametrize("where", [".shl-writer.lock", "DONE.json", "metrics.jsonl"])
+def test_a_fifo_in_the_store_never_hangs(finished: Path, tmp_path: Path, where: str):
+    work = fresh(finished, tmp_path)
+    run = a_run(work)
+    (run / where).unlink(missing_ok=True)
+    if where != "DONE.json":
+        (run / DONE).unlink()
+    os.mkfifo(run / where)
+    proc = shl_faulty(work, "report", ".", "--no-figures", timeout=120)
+    assert "Traceback" not in proc.stdout + proc.stderr
+    assert proc.returncode == 2 or "excluded" in proc.stdout + proc.stderr or "dropped" in proc.stdout
+
+
+def test_a_fifo_as_the_ablation_record_is_one_line(finished: Path, tmp_path: Path):
+    work = fresh(finished, tmp_path)
+    os.unlink(work / "shl-ablation.yaml")
+    os.mkfifo(work / "shl-ablation.yaml")
+    one_error(shl_faulty(work, "report", ".", timeout=120), 2, "shl-ablation.yaml")
+
+
+@pytest.mark.parametrize("damage", ["huge_rounds", "deep_json"])
+def test_an_absurd_done_record_is_corrupt_not_a_crash(finished: Path, tmp_path: Path, damage: str):
+    work = fresh(finished, tmp_path)
+    run = a_run(work)
+    if damage == "huge_rounds":
+        done = json.loads((run / DONE).read_text())
+        (run / DONE).write_text(json.dumps({**done, "rounds": 10**9}))
+    else:
+        (run / DONE).write_text("[" * 100_000 + "]" * 100_000)
+    assert inspect_run(run).status == CORRUPT
+    proc = shl_faulty(work, "report", ".", "--no-figures")
+    assert "Traceback" not in proc.stdout + proc.stderr and "corrupt run" in proc.stdout + proc.stderr
+
+
+def test_undecodable_or_deep_lines_in_an_unfinished_run_do_not_stop_the_report(finished: Path, tmp_path: Path):
+    work = fresh(finished, tmp_path)
+    run = a_run(work)
+    (run / DONE).unlink()
+    with open(run / "metrics.jsonl", "ab") as f:
+        f.write(b"\xff\xfe not text\n" + b"[" * 100_000 + b"]" * 100_000 + b"\n")
+    with open(run / "timings.jsonl", "ab") as f:
+        f.write(b"[" * 100_000 + b"\n")
+    proc = shl_faulty(work, "report", ".", "--no-figures")
+    assert "Traceback" not in proc.stdout + proc.stderr
+
+
+def test_disk_full_during_shl_run_is_one_line_naming_the_path(finished: Path, tmp_path: Path):
+    work = fresh(finished, tmp_path)
+    proc = shl_faulty(work, "run", "exp_base.yaml", "--out", "single",
+                      fault={"root": str(work), "action": "enospc", "nth": 2, "match": r"metrics\.jsonl$"})
+    one_error(proc, 1, "No space left on device", "metrics.jsonl")
