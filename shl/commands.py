@@ -165,8 +165,11 @@ def cmd_run(args) -> int:
     warn = lambda line: con.print(line, highlight=False, markup=False)  # noqa: E731
     task = RunTask(str(out), resolved, meta, str(Path(args.config).parent), f"{cfg.name} seed {cfg.seed}",
                    trackers=TrackerPlan(checked_trackers(trackers, host.registry, warn)))
+    from .progress_display import ProgressLines
+
     with con.status("starting") as status:
-        outcome = execute_task(task, progress=lambda s: status.update(s), host=host, echo=warn, warn=warn)
+        shown = ProgressLines(con.is_terminal, status.update, warn)
+        outcome = execute_task(task, progress=shown.update, host=host, echo=warn, warn=warn)
     if outcome.input_error:
         raise ShlError(outcome.message)
     if outcome.fault:

@@ -11,6 +11,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from . import progress
+
 
 @dataclass
 class DoseResult:
@@ -35,8 +37,11 @@ def control_dose(
     results: dict[float, tuple[float, list[Any], int]] = {}
 
     def run(kappa: float) -> float:
+        progress.tick(f"dose probe {len(trace) + 1} at kappa {kappa:.3g}")
         results[kappa] = probe(kappa)
         trace.append((kappa, results[kappa][0]))
+        progress.tick(f"dose probe {len(trace)} at kappa {kappa:.3g}: survival {results[kappa][0]:.2f} "
+                      f"(target {target:g})")
         return results[kappa][0]
 
     def done(kappa: float, reached: bool) -> DoseResult:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from ..api import Completion
+from . import progress
 from .batching import left_pad, length_batches, pad_id
 from .chat import stop_token_ids
 from .seeds import Stream, seeded_global_rng, torch_generator
@@ -74,7 +75,10 @@ def generate(
     stops = stop_token_ids(tokenizer, model)
     pid = pad_id(tokenizer)
     out: list[Completion | None] = [None] * len(prompts)
-    for b, idx in enumerate(length_batches([len(p[1]) for p in prompts], batch_size)):
+    batches = length_batches([len(p[1]) for p in prompts], batch_size)
+    for b, idx in enumerate(batches):
+        if progress.active():
+            progress.tick(f"generation batch {b + 1}/{len(batches)} ({len(idx)} prompts)")
         ids, mask = left_pad([prompts[i][1] for i in idx], pid, device)
         if steerer is not None:
             steerer.prefill_mask = mask
@@ -273,6 +277,8 @@ def sample_batch(
         nxt = torch.where(unfinished, nxt, torch.full_like(nxt, pad_id))
         out[:, step] = nxt
         steps = step + 1
+        if steps % 8 == 0 and progress.active():
+            progress.tick(f"token {steps}/{max_new_tokens}, {int(unfinished.sum())} of {batch} rows running")
         unfinished &= ~torch.isin(nxt, stop_t)
         if not bool(unfinished.any()) or steps == max_new_tokens:
             break

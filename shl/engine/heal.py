@@ -22,6 +22,7 @@ from typing import Any, Sequence
 from ..api import Aggregator, Completion
 from ..config.models import HealConfig
 from ..errors import RunError
+from . import progress as engine_progress
 from .barrier import aggregate_barrier, spectral_penalty
 from .checkpointing import checkpointed_layers
 from .completion_terms import completion_terms
@@ -108,6 +109,9 @@ def heal_round(
                     stats["spectral"].append(spec.item())
                 if progress is not None:
                     progress(epoch, step, steps_per_epoch)
+                if engine_progress.active():
+                    engine_progress.tick(f"heal epoch {epoch + 1}/{heal.epochs}, step {step + 1}/{steps_per_epoch}, "
+                                         f"loss {stats['loss'][-1]:.3f} (nll {stats['nll'][-1]:.3f})")
     except torch.cuda.OutOfMemoryError:
         raise RunError(f"heal (round {round_index + 1}): CUDA out of memory; lower {HEAL_OOM_KNOBS}") from None
     finally:

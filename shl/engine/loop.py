@@ -17,6 +17,7 @@ from ..config.models import RunConfig
 from ..errors import RunError, ShlError
 from ..manager import PluginHost
 from ..store import RunStore
+from . import progress
 from .evaluate import evaluate
 from .heal_step import heal_step
 from .oom import oom_as_run_error
@@ -70,7 +71,8 @@ class Run:
         self.metrics: list[dict[str, Any]] = []
         self.timings: list[dict[str, Any]] = []
         self.rounds_done = 0
-        self.clock = StageClock(self.progress)
+        self._stage = ""
+        self.clock = StageClock(self._stage_started)
         # which plugin (distribution, version) provides each component: recorded in meta.json, named in errors
         self.components = component_origins(cfg.model_dump(mode="json"), host.registry)
         self._said: set[str] = set()
@@ -78,6 +80,14 @@ class Run:
         self._identity_ok = True
 
     # ------------------------------------------------------------------ plumbing
+    def _stage_started(self, label: str) -> None:
+        self._stage = label
+        self.progress(label)
+
+    def _tick(self, detail: str) -> None:
+        """Where the running stage is (``progress.tick`` from the engine's loops), after the stage's label."""
+        self.progress(f"{self._stage}: {detail}" if self._stage else detail)
+
     def log(self, line: str) -> None:
         if self.store is not None:
             self.store.log(line)
@@ -144,7 +154,7 @@ class Run:
         if identity_problem:
             self._warn(f"warning: {identity_problem}; the shared-stage cache is off for this run")
         try:
-            with oom_as_run_error():  # CUDA OOM: one line naming the knob to lower
+            with oom_as_run_error(), progress.reporting(self._tick):  # CUDA OOM: one line naming the knob
                 status, message = self._loop()
         except RunError as exc:
             tb = traceback.format_exc()

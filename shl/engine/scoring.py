@@ -15,6 +15,7 @@ from contextlib import nullcontext
 from typing import Any, Iterator, Sequence
 
 from ..api import Completion, Scorer
+from . import progress
 from .batching import length_batches, pad_id, right_pad
 from .generate import sampling_probs
 from .lmhead import chunks, final_states
@@ -37,7 +38,10 @@ def _forward_batches(
     import torch
 
     device = next(model.parameters()).device
-    for idx in length_batches([len(s) for s in seqs], batch_size):
+    batches = length_batches([len(s) for s in seqs], batch_size)
+    for b, idx in enumerate(batches):
+        if progress.active():
+            progress.tick(f"scoring batch {b + 1}/{len(batches)} ({len(idx)} sequences)")
         ids, mask = right_pad([seqs[i] for i in idx], pad_id(tokenizer), device)
         try:
             with torch.no_grad():

@@ -14,6 +14,7 @@ from ..errors import ShlError
 from ..executors import RunResult, RunTask, make_executor
 from ..engine.result import BUSY
 from ..store import FAILED, TERMINAL, RunStore, claim_dir, is_owned, writer_of
+from ..progress_display import ProgressLines
 from ..tracking import TrackerPlan
 from .plan import Plan
 
@@ -98,8 +99,11 @@ def execute(plan: Plan, pending: list[PlannedRun], opts: AblateOptions, host, co
             bar.console.print(f"{task.label}: {res.status} ({summary or res.message})", markup=False)
             bar.advance(tid)
 
+        shown = ProgressLines(con.is_terminal, lambda text: bar.update(tid, stage=text),
+                              lambda line: bar.console.print(line, markup=False, highlight=False))
+
         def progress(label: str, stage: str) -> None:
-            bar.update(tid, stage=f"{label}: {stage}")
+            shown.update(f"{label}: {stage}")
 
         t0 = time.time()
         try:
