@@ -11,7 +11,7 @@ from typing import Any, Sequence
 from ..api import SteeringData
 from .batching import left_pad, pad_id
 from .chat import render_prompt
-from .steering import capture_layers
+from .steering import LayersCaptured, capture_layers
 
 
 def common_suffix_len(a: Sequence[int], b: Sequence[int]) -> int:
@@ -41,8 +41,11 @@ def reduced_states(
         ids, mask = left_pad(chunk, pad_id(tokenizer), device)
         # positions count real tokens only, so left padding leaves absolute position embeddings (gpt2) unchanged
         position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
-        with torch.no_grad(), capture_layers(model, layers) as store:
-            model(input_ids=ids, attention_mask=mask, position_ids=position_ids)
+        with torch.no_grad(), capture_layers(model, layers, stop=True) as store:
+            try:
+                model(input_ids=ids, attention_mask=mask, position_ids=position_ids)
+            except LayersCaptured:  # the layers after the deepest one read are never computed
+                pass
         for layer in layers:
             h = store[layer].float()
             for row in range(len(chunk)):

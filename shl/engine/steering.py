@@ -60,15 +60,25 @@ class Steerer:
             self.active = was
 
 
+class LayersCaptured(Exception):
+    """Raised by ``capture_layers(..., stop=True)`` once the deepest requested layer has run: the rest of the
+    forward (later layers, the LM head) would be thrown away."""
+
+
 @contextmanager
-def capture_layers(model: Any, layers: list[int]) -> Iterator[dict[int, Any]]:
-    """Record the hidden-state output of the given decoder layers on the next forward passes."""
+def capture_layers(model: Any, layers: list[int], stop: bool = False) -> Iterator[dict[int, Any]]:
+    """Record the hidden-state output of the given decoder layers on the next forward passes. With ``stop``,
+    the forward ends right after the deepest of them (``LayersCaptured``, which the caller catches): extraction
+    at layer 12 of 30 costs 13/30 of a forward."""
     store: dict[int, Any] = {}
     blocks = decoder_layers(model)
+    deepest = max(layers) if layers else -1
 
     def make(i: int):
         def hook(module, args, output):
             store[i] = output[0] if isinstance(output, tuple) else output
+            if stop and i == deepest:
+                raise LayersCaptured()
 
         return hook
 

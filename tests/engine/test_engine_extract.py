@@ -76,3 +76,30 @@ def test_left_padding_does_not_change_reduced_states(load, arch):
         alone = reduced_states(model, tok, [p], [spans[i]], [0], batch_size=1)[0][0]
         torch.testing.assert_close(batched[i], alone, rtol=1e-4, atol=1e-5)
         torch.testing.assert_close(alone, _alone(model, p, 0)[-spans[i]:].mean(0), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("arch", ["llama", "gpt2"])
+def test_extraction_stops_after_the_deepest_layer_it_reads(load, arch, monkeypatch):
+    """The forward ends after the deepest layer read: the states equal a full forward's bit for bit, and the
+    layers after it (and the LM head) never run."""
+    from shl.engine import extract, steering
+    from shl.engine.layers import decoder_layers
+
+    loaded = load(arch, layers=4)
+    model, tok = loaded.model, loaded.tokenizer
+    calls = {i: 0 for i in range(4)}
+    blocks = decoder_layers(model)
+    handles = [blocks[i].register_forward_hook(lambda m, a, o, i=i: calls.__setitem__(i, calls[i] + 1))
+               for i in range(4)]
+    try:
+        got = extract_pairs(model, tok, DATA, DATA.contexts, [0, 1], "prompt_mean", 8)
+        assert calls[1] == 2 and calls[2] == 0 and calls[3] == 0  # two batches (pos, neg); nothing past layer 1
+        monkeypatch.setattr(extract, "capture_layers",
+                            lambda m, layers, stop=False: steering.capture_layers(m, layers, stop=False))
+        full = extract_pairs(model, tok, DATA, DATA.contexts, [0, 1], "prompt_mean", 8)
+        assert calls[3] == 2  # the reference ran every layer
+    finally:
+        for h in handles:
+            h.remove()
+    for layer in (0, 1):
+        assert torch.equal(got[layer][0], full[layer][0]) and torch.equal(got[layer][1], full[layer][1])
