@@ -1,11 +1,12 @@
-"""Built-in generic evaluators: coherence, trait_margin."""
+"""Built-in generic evaluators: coherence, trait_margin, persona_logodds."""
 
 from shl.hookspecs import hookimpl
 
 from .coherence import Coherence
+from .persona_logodds import PersonaLogOdds
 from .trait_margin import TraitMargin
 
-COMPONENTS = (Coherence, TraitMargin)
+COMPONENTS = (Coherence, TraitMargin, PersonaLogOdds)
 
 
 @hookimpl

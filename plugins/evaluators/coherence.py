@@ -23,7 +23,8 @@ class Coherence(api.Evaluator):
     """Share of the student's unsteered completions that are coherent.
 
     The student writes one completion (neutral system prompt) for each of the first ``n_prompts`` held-out
-    eval prompts. A completion is coherent when its tail perplexity under the BASE model (as in the
+    eval prompts (``key="answers"``: the same completions ``persona_logodds`` reads, when it uses as many
+    prompts). A completion is coherent when its tail perplexity under the BASE model (as in the
     ``tail_ppl`` filter) is <= max_ppl AND its n-gram repetition score (as in the ``repetition`` filter) is
     <= max_rep. Metrics: ``coherence`` (that share, in [0, 1]), ``coherence_se`` (binomial standard error
     sqrt(p(1-p)/n)), ``tail_ppl`` (median tail perplexity), ``rep`` (mean repetition score) and ``distinct2``
@@ -46,7 +47,7 @@ class Coherence(api.Evaluator):
         users = list(ctx.data.eval_prompts[: p.n_prompts])
         if not users:
             raise ValueError("coherence: the data has no eval_prompts")
-        completions = ctx.generate(users)
+        completions = ctx.generate(users, key="answers")  # shared with other evaluators reading the same answers
         scored = [c for c in completions if c.completion_ids]
         logprobs = iter(ctx.scorer.logprobs(scored, model="base") if scored else [])
         ppls = [tail_perplexity(next(logprobs), p.tail) if c.completion_ids else math.inf for c in completions]

@@ -62,8 +62,14 @@ class TraitMargin(api.Evaluator):
                 batch.append(dataclasses.replace(c, prompt_ids=rendered[c.user]))
         margins = {}
         for model in ("student", "base"):
+            cached = ctx.cache.get(f"{key}:base_margins") if model == "base" else None
+            if cached is not None:  # the base model and its texts never change within a run
+                margins[model] = cached
+                continue
             lps = [_mean(lp) for lp in ctx.scorer.logprobs(batch, model=model)]
             margins[model] = [lps[i] - lps[i + 1] for i in range(0, len(lps), 2)]
+            if model == "base":
+                ctx.cache[f"{key}:base_margins"] = margins[model]
         shift = [s - b for s, b in zip(margins["student"], margins["base"])]
         for c, persona in ((pairs[0][0], data.positive.name), (pairs[0][1], data.negative.name)):
             ctx.samples.append({"user": c.user, "text": c.text, "evaluator": self.name, "persona": persona})

@@ -28,9 +28,14 @@ class EvalContext:
     ``generate``); ``scorer.token_probs`` gives the probabilities ``generate`` sampled each token from.
     ``generate`` samples at temperature 1, top-p 1; its seeds depend on the run seed, the evaluator's name, the
     model and the call number only (not on the round or the arm), so every arm and round of a seed is evaluated
-    on the same prompts with the same random numbers (common random numbers). ``seed`` is a per-(run seed,
+    on the same prompts with the same random numbers (common random numbers). ``generate(..., key="k")`` derives
+    the seed from the run seed and ``k`` alone: two calls with the same key (say, the base model's answers and the
+    student's) sample with the same random numbers, whichever model and call number, and within one evaluation
+    every evaluator asking for the same users, system prompt, model and key gets the same completions, sampled
+    once (``coherence`` and ``persona_logodds`` share their answers under ``key="answers"``). ``seed`` is a per-(run seed,
     evaluator) integer (the same every round) for any extra randomness. ``tokenizer`` and ``data`` are the
-    run's. Append a few completions worth reading to ``samples`` (dicts with at least "user" and "text"); the
+    run's. ``round`` is the round of the metrics row (0: the base model); ``steered`` is True while the steered
+    point is evaluated. Append a few completions worth reading to ``samples`` (dicts with at least "user" and "text"); the
     engine stores them with the round.
     """
 
@@ -41,6 +46,7 @@ class EvalContext:
     data: SteeringData
     seed: int
     round: int
+    steered: bool = False
     samples: list[dict[str, Any]] = field(default_factory=list)
     cache: dict[str, Any] = field(default_factory=dict)
 

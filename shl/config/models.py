@@ -227,7 +227,7 @@ class HealConfig(Strict):
     epochs: Int = Field(2, ge=1, le=MAX_EPOCHS, description="passes over the kept completions")
     lr: Real = Field(1e-3, gt=0, le=10, description="AdamW learning rate")
     batch_size: Int = Field(16, ge=1, le=MAX_BATCH, description="heal batch size")
-    max_grad_norm: Real = Field(1.0, gt=0, le=1e6, description="gradient clipping norm")
+    max_grad_norm: Real = Field(1.0, gt=0, le=1e12, description="gradient clipping norm (a huge value: no clipping)")
     group_by_length: Bool = Field(
         True, description="batch completions of similar length (each window of 4 batches sorted by length, then "
         "the batches shuffled): less padding, a faster heal; false = plain random batches",

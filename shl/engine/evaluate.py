@@ -47,19 +47,28 @@ def evaluate(
     metrics: dict[str, float | None] = {}
     owners: dict[str, str] = {}
     samples: list[dict[str, Any]] = []
+    keyed: dict[tuple, list[Any]] = {}  # generations asked for by key: sampled once per evaluation, shared
     for name, ev in evaluators:
         calls = [0]
         origin = (origins or {}).get(name, "")
 
         def gen(users: Sequence[str], n: int = 1, system: str | None = "__neutral__", model: str = "student",
-                _name: str = name):
+                key: str | None = None, _name: str = name):
             if model not in ("student", "base"):
                 raise ValueError(f"generate: model must be 'student' or 'base', got {model!r}")
             sys_prompt = data.neutral_system if system == "__neutral__" else system
             prompts = [(u, render_prompt(tokenizer, u, sys_prompt)) for u in users for _ in range(n)]
             calls[0] += 1
+            if key is not None:
+                memo = (tuple(users), n, sys_prompt, model, key)
+                if memo not in keyed:
+                    keyed[memo] = sample(prompts, model, derive_seed(seed, Stream.EVAL, "key", key))
+                return list(keyed[memo])
+            return sample(prompts, model, derive_seed(seed, Stream.EVAL, _name, model, calls[0]))
+
+        def sample(prompts: list[tuple[str, list[int]]], model: str, sample_seed: int) -> list[Any]:
             kwargs = dict(max_new_tokens=max_new_tokens, batch_size=batch_size, temperature=EVAL_TEMPERATURE,
-                          top_p=EVAL_TOP_P, seed=derive_seed(seed, Stream.EVAL, _name, model, calls[0]))
+                          top_p=EVAL_TOP_P, seed=sample_seed)
             if model == "base":
                 with stack.disabled() as base, (steerer.paused() if steerer is not None else nullcontext()):
                     return generate(base, tokenizer, prompts, **kwargs)
@@ -73,6 +82,7 @@ def evaluate(
             data=data,
             seed=derive_seed(seed, Stream.EVAL, name),
             round=round,
+            steered=steerer is not None,
             cache=caches.setdefault(name, {}) if caches is not None else {},
         )
         try:

@@ -21,6 +21,7 @@ from . import progress
 from .evaluate import evaluate
 from .heal_step import heal_step
 from .oom import oom_as_run_error
+from .prompt_cache import PromptCache
 from .result import RunResult
 from .run_setup import set_up_run
 from .scoring import EngineScorer
@@ -68,6 +69,7 @@ class Run:
         self.echo = echo
         self.shared_dir = shared_dir
         self.eval_caches: dict[str, dict[str, Any]] = {}
+        self.prompt_cache = PromptCache()  # the base model's prompts, computed once per run for scoring
         self.metrics: list[dict[str, Any]] = []
         self.timings: list[dict[str, Any]] = []
         self.rounds_done = 0
@@ -211,7 +213,8 @@ class Run:
     def evaluate(self, round_: int, steerer: Steerer | None = None, prefix: str = "") -> tuple[dict[str, Any], list]:
         """The evaluators' metrics and the samples to store, for the student (steered when ``steerer``)."""
         cfg = self.cfg
-        scorer = EngineScorer(self.stack.model, self.tok, self.stack, steerer, cfg.eval.batch_size)
+        scorer = EngineScorer(self.stack.model, self.tok, self.stack, steerer, cfg.eval.batch_size,
+                              self.prompt_cache)
         metrics, samples = evaluate(
             self.evaluators, self.stack, self.tok, self.data, scorer,
             seed=cfg.seed, round=round_, max_new_tokens=cfg.eval.max_new_tokens,

@@ -62,10 +62,36 @@ def _chunked(rows: Any, fn: Any) -> Any:
         raise _oom(exc) from None
 
 
-def completion_logprobs(model: Any, tokenizer: Any, completions: Sequence[Completion], batch_size: int) -> list[list[float]]:
-    """log p(completion token | prompt, previous completion tokens), float32, one list per completion."""
+def _score_rows(head: Any) -> Any:
+    """``(states [M, W], targets [M]) -> log-probabilities [M]`` through ``head``, in chunks of positions."""
     import torch
 
+    def score(h: Any, tgt: Any) -> Any:
+        def part(rows: Any, a: int, b: int) -> Any:
+            lg = head(rows).float()
+            return lg.gather(-1, tgt[a:b, None]).squeeze(-1) - torch.logsumexp(lg, dim=-1)
+
+        return _chunked(h, part)
+
+    return score
+
+
+def completion_logprobs(model: Any, tokenizer: Any, completions: Sequence[Completion], batch_size: int,
+                        prompt_cache: Any = None) -> list[list[float]]:
+    """log p(completion token | prompt, previous completion tokens), float32, one list per completion.
+
+    ``prompt_cache`` (a ``PromptCache``, only ever given for the base model): the prompts' key/value caches are
+    reused and only completion tokens run (when the model supports it; see ``prompt_cache.supports_prefix``)."""
+    import torch
+
+    if prompt_cache is not None:
+        from .lmhead import _parts
+        from .prompt_cache import supports_prefix
+
+        if supports_prefix(model):
+            out = prompt_cache.logprobs(model, tokenizer, completions, batch_size, _score_rows(_parts(model)[2]))
+            if out is not None:
+                return out
     out: list[list[float]] = [[] for _ in completions]
     seqs = [list(c.prompt_ids) + list(c.completion_ids) for c in completions]
     for idx, ids, states, head in _forward_batches(model, tokenizer, seqs, batch_size):
@@ -145,12 +171,14 @@ class EngineScorer(Scorer):
     it is now (current adapters; steering as the engine left it: active while the steered point is evaluated,
     paused or absent otherwise), i.e. the state ``EvalContext.generate(model="student")`` samples from."""
 
-    def __init__(self, model: Any, tokenizer: Any, adapters: Any, steerer: Any = None, batch_size: int = 32):
+    def __init__(self, model: Any, tokenizer: Any, adapters: Any, steerer: Any = None, batch_size: int = 32,
+                 prompt_cache: Any = None):
         self.model = model
         self.tokenizer = tokenizer
         self.adapters = adapters
         self.steerer = steerer
         self.batch_size = batch_size
+        self.prompt_cache = prompt_cache  # the run's PromptCache: the base model's prompts, reused
 
     def _state(self, model: str):
         if model not in ("base", "student"):
@@ -162,8 +190,9 @@ class EngineScorer(Scorer):
 
     def logprobs(self, completions: Sequence[Completion], model: str = "base") -> list[list[float]]:
         pause, state = self._state(model)
+        cache = self.prompt_cache if model == "base" else None
         with pause, state:
-            return completion_logprobs(self.adapters.model, self.tokenizer, completions, self.batch_size)
+            return completion_logprobs(self.adapters.model, self.tokenizer, completions, self.batch_size, cache)
 
     def token_probs(
         self,

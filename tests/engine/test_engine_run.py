@@ -160,3 +160,26 @@ def test_shared_stages_give_the_same_results_as_recomputing(host, tmp_path):
     arm_c = config(host, **{"filters": [], "loop.rounds": 1})
     Run(arm_c, host, RunStore(tmp_path / "c"), shared_dir=shared).execute()
     assert len(list(shared.glob("*.pt"))) == 2
+
+
+def test_persona_logodds_is_zero_for_the_base_and_shares_the_answers_with_coherence(host, tmp_path):
+    """persona_logodds reads the student's own answers: exactly 0 at round 0 (the base answers are the student's),
+    a paired standard error afterwards, and the very completions coherence scores (sampled once, key "answers");
+    a run resuming from the shared-stage cache (no round 0 evaluation of its own) gets the same numbers."""
+    evaluators = [{"name": "coherence", "params": {"n_prompts": 6}},
+                  {"name": "persona_logodds", "params": {"n_prompts": 6}}]
+    cfg = config(host, **{"eval.evaluators": evaluators, "dose.controller": False, "dose.scale": 3.0})
+    store = RunStore(tmp_path / "a")
+    Run(cfg, host, store).execute()
+    rows = store.metrics()
+    assert rows[0]["trait_logodds"] == 0.0 and rows[0]["trait_logodds_se"] == 0.0
+    assert rows[1]["steered_trait_logodds"] != 0.0 and rows[1]["steered_trait_logodds_se"] > 0
+    samples = [json.loads(line) for line in (tmp_path / "a" / "samples.jsonl").read_text().splitlines()]
+    by = {(s["kind"], s["evaluator"], s["user"]): s["text"] for s in samples if s.get("evaluator")}
+    shared = [(k, u) for (k, e, u) in by if e == "coherence" and (k, "persona_logodds", u) in by]
+    assert shared and all(by[(k, "coherence", u)] == by[(k, "persona_logodds", u)] for k, u in shared)
+    again = RunStore(tmp_path / "b")
+    Run(cfg, host, again, shared_dir=tmp_path / "shared").execute()
+    third = RunStore(tmp_path / "c")
+    Run(cfg, host, third, shared_dir=tmp_path / "shared").execute()  # round 0 and round 1 up to the heal reused
+    assert (tmp_path / "a" / "metrics.jsonl").read_text() == (tmp_path / "c" / "metrics.jsonl").read_text()

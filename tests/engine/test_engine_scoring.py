@@ -122,3 +122,28 @@ def test_scorer_defaults_are_the_evaluation_samplers_settings():
         assert sig.parameters["temperature"].default == evaluate_mod.EVAL_TEMPERATURE
         assert sig.parameters["top_p"].default == evaluate_mod.EVAL_TOP_P
         assert sig.parameters["model"].default == "student"
+
+
+@pytest.mark.parametrize("arch", ["llama", "qwen2", "qwen3", "gpt2", "gemma"])
+def test_prompt_cache_scores_equal_the_full_forward(load, arch):
+    """Scoring after cached prompts (completion tokens only) gives the full forward's log-probs, on every
+    architecture it serves; a second call reuses the cache; a budget too small falls back to the full forward."""
+    from shl.engine.prompt_cache import PromptCache, supports_prefix
+    from shl.engine.scoring import completion_logprobs
+
+    loaded = load(arch)
+    model, tok = loaded.model, loaded.tokenizer
+    clean_generation_config(model, tok)
+    assert supports_prefix(model)
+    prompts = [(u, render_prompt(tok, u, s)) for u in USERS for s in (None, "Be kind.")]
+    comps = generate(model, tok, prompts, max_new_tokens=9, batch_size=8, seed=1)
+    comps.append(Completion(user="x", prompt_ids=comps[0].prompt_ids, completion_ids=[], text=""))  # nothing to score
+    full = completion_logprobs(model, tok, comps, 4)
+    cache = PromptCache()
+    cached = completion_logprobs(model, tok, comps, 4, cache)
+    assert [len(x) for x in cached] == [len(x) for x in full] and cached[-1] == []
+    for a, b in zip(full, cached):
+        assert torch.allclose(torch.tensor(a), torch.tensor(b), atol=1e-4), arch
+    assert len(cache.entries) == len({tuple(p) for _, p in prompts})
+    assert completion_logprobs(model, tok, comps, 4, cache) == cached  # warm: the same numbers
+    assert completion_logprobs(model, tok, comps, 4, PromptCache(budget_mb=0)) == full  # nothing fits: full path

@@ -26,7 +26,7 @@ def make_ctx(data, generate, scorer, render=None):
     )
 
 
-def coherence_generate(users, n=1, system=None):
+def coherence_generate(users, n=1, system=None, key=None):
     assert system is None
     out = []
     for u in users:
@@ -62,7 +62,7 @@ def test_distinct_bigrams():
 
 
 def persona_generate(data, calls=None):
-    def generate(users, n=1, system=None, model="student"):
+    def generate(users, n=1, system=None, model="student", key=None):
         assert model == "base", "persona completions are written by the base model"
         if calls is not None:
             calls.append(system)

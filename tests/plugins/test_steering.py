@@ -80,3 +80,22 @@ def test_cosine_gated_dtype_and_fit():
     assert m.apply(h, torch.ones(4), 1.0).dtype == torch.bfloat16
     with pytest.raises(ValidationError):
         CosineGated.Params(threshold=1.0)
+
+
+def test_random_direction_has_the_mean_diff_norm_and_ignores_its_direction():
+    from shl_plugins.steering.random_direction import RandomDirection
+
+    g = torch.Generator().manual_seed(0)
+    pos, neg = torch.randn(8, 64, generator=g), torch.randn(8, 64, generator=g)
+    md = MeanDiff().fit(pos, neg)
+    r = RandomDirection().fit_layer(pos, neg, layer=3, round_index=0)
+    assert torch.allclose(r.norm(), md.norm())
+    assert abs(float(torch.nn.functional.cosine_similarity(r, md, dim=0))) < 0.5  # not the persona direction
+    swapped = RandomDirection().fit_layer(pos + 5.0, neg + 5.0, layer=3, round_index=0)
+    assert torch.allclose(swapped, r)  # the direction never depends on the activations, only the norm does
+    assert torch.equal(RandomDirection().fit_layer(pos, neg, layer=3, round_index=2), r)  # same every round
+    fresh = RandomDirection(RandomDirection.Params(same_every_round=False))
+    assert not torch.equal(fresh.fit_layer(pos, neg, layer=3, round_index=2), r)
+    assert not torch.equal(RandomDirection().fit_layer(pos, neg, layer=4, round_index=0), r)
+    assert not torch.equal(RandomDirection(RandomDirection.Params(seed=1)).fit_layer(pos, neg, layer=3,
+                                                                                     round_index=0), r)
