@@ -46,12 +46,14 @@ def heal_round(
     *,
     lam: float | None = None,
     tau: float | None = None,
+    base_states: Any = None,
 ) -> dict[str, float]:
     """Train ``params`` (the current adapter) in place; return heal statistics of the last epoch.
 
     ``heal``: the validated heal config. Known only at run time: ``lam``, this round's barrier weight (the
     schedule's value) and ``tau``, the threshold in force (matched tau once calibrated); None = the configured
-    ``heal.lam`` / ``heal.barrier.tau``."""
+    ``heal.lam`` / ``heal.barrier.tau``. ``base_states``: the base model's states the filters kept (``BaseStates``),
+    the reference's rows when the reference is the base model."""
     import torch
 
     model = stack.model
@@ -68,7 +70,7 @@ def heal_round(
     n = len(completions)
     steps_per_epoch = -(-n // heal.batch_size)
     stats: dict[str, list[float]] = {}
-    ref_cache = ReferenceCache(model, completions, heal.epochs, heal.ref_cache_mb)
+    ref_cache = ReferenceCache(model, completions, heal.epochs, heal.ref_cache_mb, base_states)
     try:
         for epoch in range(heal.epochs):
             order = epoch_order(completions, heal, seed, round_index, epoch)

@@ -46,7 +46,7 @@ def heal_step(run: Run, i: int, row: dict[str, Any], kept: list[Completion], tau
                 )
             with run.clock("heal", f"round {r}: heal"):
                 stats = heal_round(run.stack, run.tok, kept, heal, run.aggregator, params, cfg.seed, i,
-                                   lam=lam, tau=tau)
+                                   lam=lam, tau=tau, base_states=run.base_states)
         except RunError:
             raise
         except Exception as exc:

@@ -21,6 +21,7 @@ from . import progress
 from .evaluate import evaluate
 from .heal_step import heal_step
 from .oom import oom_as_run_error
+from .base_states import BaseStates
 from .prompt_cache import PromptCache
 from .result import RunResult
 from .run_setup import set_up_run
@@ -70,6 +71,7 @@ class Run:
         self.shared_dir = shared_dir
         self.eval_caches: dict[str, dict[str, Any]] = {}
         self.prompt_cache = PromptCache()  # the base model's prompts, computed once per run for scoring
+        self.base_states = BaseStates()  # the round's base states the filters kept, for a base reference
         self.metrics: list[dict[str, Any]] = []
         self.timings: list[dict[str, Any]] = []
         self.rounds_done = 0
@@ -246,11 +248,14 @@ class Run:
             if i == 0 and shared is not None:
                 steered = shared.round1
                 steered.vectors = {k: v.to(self.device) for k, v in steered.vectors.items()}
+                for c, rows in zip(steered.kept, shared.base_states):
+                    self.base_states.keep(c, rows.to(self.device))
                 self.clock.note(shared=True)
             else:
                 steered = steer_round(self, i)
                 if i == 0 and cache is not None:
-                    cache.save(base, base_samples, steered)
+                    kept_states = self.base_states.get(steered.kept)
+                    cache.save(base, base_samples, steered, kept_states)
             row, vectors, kept, samples = steered.row, steered.vectors, steered.kept, steered.samples
             vectors0 = vectors0 or vectors
             row["cos_r0"] = _cosine(vectors, vectors0)

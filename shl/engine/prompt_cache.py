@@ -76,28 +76,26 @@ class PromptCache:
         self.entries[key] = (kv, last, size)
         self.used += size
 
-    def _fill(self, decoder: Any, prompts: list[tuple[int, ...]], batch_size: int, device: Any, pad: int) -> None:
-        """Run the prompts not cached yet (right-padded batches: each prompt at positions 0..n-1)."""
+    def _fill(self, decoder: Any, prompts: list[tuple[int, ...]], device: Any) -> None:
+        """Run the prompts not cached yet, each on its own (positions 0..n-1, no padding): a prompt's cached
+        keys and values then depend on that prompt alone, never on which prompts a call happened to ask for
+        first, so a run gives the same numbers however its stages were shared or resumed."""
         import torch
 
-        from .batching import right_pad
-
-        todo = [p for p in dict.fromkeys(prompts) if p not in self.entries]
-        for start in range(0, len(todo), batch_size):
-            part = todo[start:start + batch_size]
-            ids, mask = right_pad([list(p) for p in part], pad, device)
+        for p in dict.fromkeys(prompts):
+            if p in self.entries:
+                continue
+            ids = torch.tensor([list(p)], dtype=torch.long, device=device)
             with torch.no_grad():
-                out = decoder(input_ids=ids, attention_mask=mask, use_cache=True)
+                out = decoder(input_ids=ids, use_cache=True)
             layers = _layers(out.cache if hasattr(out, "cache") else out.past_key_values)
-            for row, p in enumerate(part):
-                n = len(p)
-                kv = [(k[row, :, :n].clone(), v[row, :, :n].clone()) for k, v in layers]
-                self._store(p, kv, out.last_hidden_state[row, n - 1].clone())
+            self._store(p, [(k[0].clone(), v[0].clone()) for k, v in layers], out.last_hidden_state[0, -1].clone())
 
     def logprobs(self, model: Any, tokenizer: Any, completions: Sequence[Completion], batch_size: int,
-                 score: Any) -> list[list[float]]:
+                 score: Any, keep_states: Any = None) -> list[list[float]]:
         """Per completion, the log-probabilities of its tokens given its prompt (cached) and earlier tokens.
-        ``score(states [M, W], targets [M]) -> [M]`` maps final states to log-probabilities."""
+        ``score(states [M, W], targets [M]) -> [M]`` maps final states to log-probabilities; ``keep_states`` (a
+        ``BaseStates``) keeps each completion's rows."""
         import torch
         from transformers import DynamicCache
 
@@ -111,7 +109,7 @@ class PromptCache:
         for batch in length_batches([len(completions[i].completion_ids) for i in todo], batch_size):
             idx = [todo[b] for b in batch]
             keys = [tuple(completions[i].prompt_ids) for i in idx]
-            self._fill(decoder, keys, batch_size, device, pad)
+            self._fill(decoder, keys, device)
             if any(k not in self.entries for k in keys):  # over the budget: the full forward scores this batch
                 return None  # type: ignore[return-value]
             for k in keys:
@@ -144,6 +142,8 @@ class PromptCache:
                 n = c_len[row]
                 rows.append(torch.cat([self.entries[k][1][None].to(states.dtype), states[row, : n - 1]]))
                 tgts.append(ids[row, :n])
+                if keep_states is not None:
+                    keep_states.keep(completions[i], rows[-1])
             lp = score(torch.cat(rows), torch.cat(tgts)).tolist()
             at = 0
             for i, n in zip(idx, c_len):

@@ -23,7 +23,7 @@ from typing import Any, Callable, Sequence
 
 from ..api import Completion
 from .heal_batches import BatchTensors
-from .lmhead import _identity, chunks, final_states, head_is_adapted
+from .lmhead import _identity, _parts, chunks, final_states, head_is_adapted
 
 
 def ref_cache_bytes(completions: Sequence[Completion], vocab_size: int) -> int:
@@ -97,23 +97,46 @@ def reference_logprobs(
 
 class ReferenceCache:
     """Completion index -> its ``ReferenceRows``, filled during the first epoch and reused by later ones; on only
-    when the round has more than one epoch, ``ref_cache_mb`` > 0 and the rows fit that budget."""
+    when the round has more than one epoch, ``ref_cache_mb`` > 0 and the rows fit that budget.
 
-    def __init__(self, model: Any, completions: Sequence[Completion], epochs: int, ref_cache_mb: int):
+    ``base_states`` (a ``BaseStates``: the base model's final states the filters' scoring kept): when the reference
+    is the base model (``reference: base``, or ``prev`` before any adapter is history), a batch whose completions
+    are all there takes its rows from it instead of running the base model again."""
+
+    def __init__(self, model: Any, completions: Sequence[Completion], epochs: int, ref_cache_mb: int,
+                 base_states: Any = None):
         vocab = _vocab_size(model)
         self.enabled = (
             epochs > 1 and ref_cache_mb > 0 and vocab is not None
             and ref_cache_bytes(completions, vocab) <= ref_cache_mb * 2**20
         )
         self.rows: dict[int, ReferenceRows] = {}
+        self.base_states = base_states
+
+    def _from_base_states(self, stack: Any, batch: Sequence[Completion], reference: str) -> ReferenceRows | None:
+        import torch
+
+        if self.base_states is None or (reference != "base" and stack.previous):
+            return None
+        model = stack.model
+        if head_is_adapted(model):
+            return None
+        parts = _parts(model)
+        kept = self.base_states.get(batch)
+        if parts is None or kept is None:
+            return None
+        return ReferenceRows(torch.cat(kept), partial(_head_logprobs, parts[2]))
 
     def batch(self, stack: Any, bt: BatchTensors, chosen: list[int], batch: Sequence[Completion], reference: str,
               chunk_positions: int) -> ReferenceRows:
         """The reference rows of one batch (completions ``chosen``): from the cache when every one is held, else
-        computed (and held, when the cache is on)."""
+        from the base states the filters kept (a base reference), else computed (and held, when the cache is
+        on)."""
         if self.enabled and all(i in self.rows for i in chosen):
             return ReferenceRows.cat([self.rows[i] for i in chosen])
-        ref = reference_logprobs(stack, bt, reference, lazy=True, chunk_positions=chunk_positions)
+        ref = self._from_base_states(stack, batch, reference)
+        if ref is None:
+            ref = reference_logprobs(stack, bt, reference, lazy=True, chunk_positions=chunk_positions)
         if self.enabled:
             for i, part in zip(chosen, ref.split([len(c.completion_ids) for c in batch])):
                 self.rows[i] = part

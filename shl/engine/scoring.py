@@ -18,7 +18,7 @@ from ..api import Completion, Scorer
 from . import progress
 from .batching import length_batches, pad_id, right_pad
 from .generate import sampling_probs
-from .lmhead import chunks, final_states
+from .lmhead import _identity, chunks, final_states
 
 SCORE_CHUNK_POSITIONS = 256  # positions per LM-head chunk when scoring
 SCORER_OOM_KNOBS = "the scorer's batch size (generate.batch_size for filters, eval.batch_size for evaluators)"
@@ -77,11 +77,13 @@ def _score_rows(head: Any) -> Any:
 
 
 def completion_logprobs(model: Any, tokenizer: Any, completions: Sequence[Completion], batch_size: int,
-                        prompt_cache: Any = None) -> list[list[float]]:
+                        prompt_cache: Any = None, keep_states: Any = None) -> list[list[float]]:
     """log p(completion token | prompt, previous completion tokens), float32, one list per completion.
 
-    ``prompt_cache`` (a ``PromptCache``, only ever given for the base model): the prompts' key/value caches are
-    reused and only completion tokens run (when the model supports it; see ``prompt_cache.supports_prefix``)."""
+    Only ever given for the base model: ``prompt_cache`` (a ``PromptCache``): the prompts' key/value caches are
+    reused and only completion tokens run (when the model supports it; see ``prompt_cache.supports_prefix``);
+    ``keep_states`` (a ``BaseStates``): each completion's final states at its completion positions are kept, for
+    a heal whose reference is the base model."""
     import torch
 
     if prompt_cache is not None:
@@ -89,7 +91,8 @@ def completion_logprobs(model: Any, tokenizer: Any, completions: Sequence[Comple
         from .prompt_cache import supports_prefix
 
         if supports_prefix(model):
-            out = prompt_cache.logprobs(model, tokenizer, completions, batch_size, _score_rows(_parts(model)[2]))
+            out = prompt_cache.logprobs(model, tokenizer, completions, batch_size, _score_rows(_parts(model)[2]),
+                                        keep_states)
             if out is not None:
                 return out
     out: list[list[float]] = [[] for _ in completions]
@@ -103,6 +106,8 @@ def completion_logprobs(model: Any, tokenizer: Any, completions: Sequence[Comple
             rows.append(states[row, n_p - 1 : n_p - 1 + n_c])
             tgts.append(ids[row, n_p : n_p + n_c])
             owners.append((i, n_c))
+            if keep_states is not None and head is not _identity:
+                keep_states.keep(completions[i], rows[-1])
         if not rows:
             continue
         h, tgt = torch.cat(rows), torch.cat(tgts)
@@ -172,13 +177,14 @@ class EngineScorer(Scorer):
     paused or absent otherwise), i.e. the state ``EvalContext.generate(model="student")`` samples from."""
 
     def __init__(self, model: Any, tokenizer: Any, adapters: Any, steerer: Any = None, batch_size: int = 32,
-                 prompt_cache: Any = None):
+                 prompt_cache: Any = None, base_states: Any = None):
         self.model = model
         self.tokenizer = tokenizer
         self.adapters = adapters
         self.steerer = steerer
         self.batch_size = batch_size
         self.prompt_cache = prompt_cache  # the run's PromptCache: the base model's prompts, reused
+        self.base_states = base_states  # the round's BaseStates: base final states kept for the heal's reference
 
     def _state(self, model: str):
         if model not in ("base", "student"):
@@ -190,9 +196,9 @@ class EngineScorer(Scorer):
 
     def logprobs(self, completions: Sequence[Completion], model: str = "base") -> list[list[float]]:
         pause, state = self._state(model)
-        cache = self.prompt_cache if model == "base" else None
+        cache, keep = (self.prompt_cache, self.base_states) if model == "base" else (None, None)
         with pause, state:
-            return completion_logprobs(self.adapters.model, self.tokenizer, completions, self.batch_size, cache)
+            return completion_logprobs(self.adapters.model, self.tokenizer, completions, self.batch_size, cache, keep)
 
     def token_probs(
         self,

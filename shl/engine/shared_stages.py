@@ -8,7 +8,7 @@ stage equals a recomputed one. An entry is one ``torch.save`` file named by the 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -35,11 +35,13 @@ def shared_stage_key(cfg: RunConfig, registry: Any, model_identity: str | None, 
 
 @dataclass
 class SharedStages:
-    """A cache entry: the base evaluation's metrics and samples, and round 1 up to the heal."""
+    """A cache entry: the base evaluation's metrics and samples, round 1 up to the heal, and the base model's states
+    at the kept completions (empty when the filters kept none)."""
 
     base: dict[str, Any]
     base_samples: list[dict[str, Any]]
     round1: SteeredRound
+    base_states: list[Any] = field(default_factory=list)
 
 
 class SharedStageCache:
@@ -71,7 +73,7 @@ class SharedStageCache:
             self.warn(f"warning: shared-stage cache entry {self.path}: {problem}; recomputing it")
             return None
         round1 = SteeredRound(entry["row"], entry["vectors"], entry["kept"], entry["samples"])
-        return SharedStages(entry["base"], entry["base_samples"], round1)
+        return SharedStages(entry["base"], entry["base_samples"], round1, entry.get("base_states") or [])
 
     def _problem(self, entry: Any) -> str:
         import torch
@@ -86,6 +88,11 @@ class SharedStageCache:
                 return f"'{k}' is missing or not a {kind.__name__}"
         if entry["row"].get("round") != 1 or not all(isinstance(c, Completion) for c in entry["kept"]):
             return "malformed round-1 record"
+        states = entry.get("base_states") or []
+        if states and (len(states) != len(entry["kept"]) or not all(
+                isinstance(r, torch.Tensor) and r.ndim == 2 and r.shape[0] == len(c.completion_ids)
+                for r, c in zip(states, entry["kept"]))):
+            return "malformed base states"
         vec = entry["vectors"]
         if sorted(vec) != sorted(self.layers) or not all(
             isinstance(v, torch.Tensor) and v.ndim == 1 and bool(v.isfinite().all()) for v in vec.values()
@@ -93,13 +100,17 @@ class SharedStageCache:
             return "malformed steering vectors"
         return ""
 
-    def save(self, base: dict[str, Any], base_samples: list[dict[str, Any]], round1: SteeredRound) -> None:
+    def save(self, base: dict[str, Any], base_samples: list[dict[str, Any]], round1: SteeredRound,
+             base_states: list[Any] | None = None) -> None:
+        """Store the stages; ``base_states``: per kept completion, the base model's states the filters kept (or
+        nothing), so a run reusing the entry heals against the very same reference rows."""
         import torch
 
         from ..store import temp_path
 
         entry = {"key": self.key, "base": base, "base_samples": base_samples, "row": dict(round1.row),
                  "kept": round1.kept, "samples": round1.samples,
-                 "vectors": {k: v.detach().cpu() for k, v in round1.vectors.items()}}
+                 "vectors": {k: v.detach().cpu() for k, v in round1.vectors.items()},
+                 "base_states": [r.detach().cpu() for r in base_states or []]}
         with temp_path(self.path) as tmp:
             torch.save(entry, tmp)

@@ -76,7 +76,9 @@ def steer_round(run: Run, i: int) -> SteeredRound:
     row["vector_norm"] = float(sum(float(v.norm()) ** 2 for v in vectors.values()) ** 0.5)
 
     steerer = Steerer(run.method, vectors, 0.0)
-    scorer = EngineScorer(run.stack.model, run.tok, run.stack, steerer, cfg.generate.batch_size, run.prompt_cache)
+    run.base_states.clear()  # this round's completions only
+    scorer = EngineScorer(run.stack.model, run.tok, run.stack, steerer, cfg.generate.batch_size, run.prompt_cache,
+                          run.base_states)
     fctx = FilterContext(scorer=scorer, tokenizer=run.tok, data=run.data)
     with steerer.installed(run.stack.model):
 

@@ -183,3 +183,44 @@ def test_persona_logodds_is_zero_for_the_base_and_shares_the_answers_with_cohere
     third = RunStore(tmp_path / "c")
     Run(cfg, host, third, shared_dir=tmp_path / "shared").execute()  # round 0 and round 1 up to the heal reused
     assert (tmp_path / "a" / "metrics.jsonl").read_text() == (tmp_path / "c" / "metrics.jsonl").read_text()
+
+
+@pytest.mark.parametrize("reference", ["prev", "base"])
+def test_a_base_reference_reuses_the_filters_base_states_and_sharing_still_matches(host, tmp_path, reference):
+    """With a base-scoring filter (tail_ppl), the heal's base reference comes from the states the filter kept
+    (no second base forward); the results are those of recomputing it (1e-5), and an arm that reuses the shared
+    stages (the states travel in the cache entry) equals the arm computed alone, byte for byte."""
+    from shl.engine import reference as reference_mod
+
+    filters = [{"name": "tail_ppl", "params": {"max_ppl": 1e9}}, {"name": "length", "params": {"min_tokens": 1}}]
+    over = {"filters": filters, "heal.barrier.reference": reference, "heal.epochs": 2, "loop.rounds": 2}
+    cfg = config(host, **over)
+    forwards = []
+    original = reference_mod.reference_logprobs
+
+    def counting(*args, **kwargs):
+        forwards.append(1)
+        return original(*args, **kwargs)
+
+    reference_mod.reference_logprobs = counting
+    try:
+        reused = Run(cfg, host, RunStore(tmp_path / "reused")).execute()
+    finally:
+        reference_mod.reference_logprobs = original
+    round2_batches = reused.metrics[2]["heal_steps"] / 2  # per epoch (the second epoch reuses the first's rows)
+    # no base forward for the reference: none at all for "base"; for "prev", only round 2's (prev is r0 then)
+    assert len(forwards) == (0 if reference == "base" else round2_batches)
+    plain = config(host, **over)
+    fresh = Run(plain, host, RunStore(tmp_path / "fresh"), shared_dir=None)
+    fresh.base_states.budget = 0  # nothing kept: every reference recomputed
+    recomputed = fresh.execute()
+    for a, b in zip(reused.metrics, recomputed.metrics):
+        for k, v in a.items():
+            if isinstance(v, float):
+                assert b[k] == pytest.approx(v, abs=1e-5, rel=1e-5), k
+    arm_b = config(host, **{**over, "heal.lam": 0.5})
+    Run(cfg, host, RunStore(tmp_path / "a"), shared_dir=tmp_path / "shared").execute()
+    shared = Run(arm_b, host, RunStore(tmp_path / "b_shared"), shared_dir=tmp_path / "shared").execute()
+    alone = Run(arm_b, host, RunStore(tmp_path / "b_alone")).execute()
+    assert (tmp_path / "b_shared" / "metrics.jsonl").read_text() == (tmp_path / "b_alone" / "metrics.jsonl").read_text()
+    assert shared.status == alone.status == "complete"
