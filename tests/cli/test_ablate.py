@@ -112,6 +112,7 @@ def test_lock_refuses_a_second_ablate(ablation):
     assert mtimes(out / "runs") == before
 
 
+@pytest.mark.system
 def test_more_seeds_runs_only_the_new_ones(ablation):
     tmp, exp, out, proc = ablation
     before = mtimes(out / "runs")
@@ -145,6 +146,7 @@ def test_config_change_makes_new_run_dirs(ablation):
     assert mtimes(out / "runs") == before
 
 
+@pytest.mark.system
 def test_failing_arm_is_isolated(tmp_path: Path):
     arms = {"mean": {"heal.barrier.aggregator": "mean"}, "broken": {"model.name": "/nonexistent/path"}}
     exp = write_experiment(tmp_path, arms=arms)

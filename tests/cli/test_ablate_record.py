@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 import yaml
 from cli_helpers import done_dirs, run_shl, write_experiment
 
 
+@pytest.mark.system
 def test_later_seed_batches_join_the_comparison_and_config_changes_do_not_mix(tmp_path):
     exp = write_experiment(tmp_path, seeds="0-1")
     out = tmp_path / "out"

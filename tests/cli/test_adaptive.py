@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import yaml
 from cli_helpers import run_shl, write_experiment
 
 
+@pytest.mark.system
 def test_until_mde_adds_seed_batches_until_the_exact_test_can_decide(tmp_path: Path):
     # the tiny random model's coherence is 0 in every arm: the differences are exactly 0, so the rule stops
     # as soon as the exact sign-flip test could reach alpha (6 seeds for 2 arms at alpha 0.05)
@@ -27,6 +29,7 @@ def test_until_mde_adds_seed_batches_until_the_exact_test_can_decide(tmp_path: P
     assert again.returncode == 0 and "seeds were added adaptively" in again.stdout
 
 
+@pytest.mark.system
 def test_until_mde_stops_at_max_seeds_and_rejects_bad_targets(tmp_path: Path):
     exp = write_experiment(tmp_path, seeds="0-1")
     proc = run_shl("ablate", exp.name, "--out", "out", "--until-mde", "0.05", "--max-seeds", "3",

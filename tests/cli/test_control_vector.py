@@ -16,6 +16,8 @@ from safetensors.torch import load_file
 from cli_helpers import run_shl, shl_main, write_run_config
 from cvector_helpers import gguf_fields, import_repeng, llama_cpp_load
 
+pytestmark = pytest.mark.system  # control-vector export/import end to end (the fast tier keeps test_cvector_logits)
+
 TOY = {"model": {"name": "toyworld", "params": {"variant": "small"}},
        "eval": {"max_new_tokens": 12,
                 "evaluators": [{"name": "toy_exact", "params": {"n_prompts": 8, "n_samples": 2}}]}}

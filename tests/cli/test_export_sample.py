@@ -16,6 +16,8 @@ import torch
 
 from cli_helpers import run_shl, shl_env, shl_main, write_run_config
 
+pytestmark = pytest.mark.system  # export and sample on every tiny architecture (the fast tier keeps test_cvector_logits)
+
 ATOL = 1e-5
 RTOL = 1e-5  # merged float32 weights round differently from base + LoRA branches (logits ~10: ~1e-6 relative)
 IDS = [[1, 5, 17, 42, 60, 7, 30, 12, 2, 64, 8, 33]]
@@ -56,6 +58,7 @@ def student_logits(run_dir: Path, arch: str, rounds: int) -> torch.Tensor:
 PLAIN = """
 import sys, json, torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
+
 d = sys.argv[1]
 model = AutoModelForCausalLM.from_pretrained(d).eval()
 tok = AutoTokenizer.from_pretrained(d)

@@ -72,6 +72,7 @@ def _failed(out: Path, arm: str) -> dict:
     return json.loads((run / "FAILED.json").read_text())
 
 
+@pytest.mark.system
 def test_in_process_failures_print_the_reason_and_store_the_traceback(tmp_path: Path, boom_env):
     arms = {"mean": {"heal.barrier.aggregator": "mean"}, "raises": _arm("raise"), "exits": _arm("exit")}
     exp = write_experiment(tmp_path, arms=arms, seeds="0")
@@ -97,6 +98,7 @@ def test_in_process_failures_print_the_reason_and_store_the_traceback(tmp_path: 
     assert "Traceback (most recent call last)" in exited["traceback"] and "SystemExit" in exited["traceback"]
 
 
+@pytest.mark.system
 def test_local_pool_failures_store_the_traceback_or_why_there_is_none(tmp_path: Path, boom_env):
     arms = {"mean": {"heal.barrier.aggregator": "mean"}, "exits": _arm("exit"), "dies": _arm("die")}
     exp = write_experiment(tmp_path, arms=arms, seeds="0")

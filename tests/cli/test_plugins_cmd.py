@@ -116,7 +116,8 @@ def test_toyworld_is_a_command_of_the_toyworld_plugin(tmp_path: Path):
     listing = run_shl("plugins", "--json", cwd=tmp_path)
     assert listing.returncode == 0, listing.stderr
     commands = json.loads(listing.stdout)["commands"]
-    assert [(c["name"], c["plugin"], c["distribution"]) for c in commands] == [("toyworld", "toyworld", "shl")]
+    assert [(c["name"], c["plugin"], c["distribution"]) for c in commands] == [("models", "models", "shl"),
+                                                                                 ("toyworld", "toyworld", "shl")]
 
     off = shl_env(SHL_DISABLE_PLUGINS="toyworld")
     helptext = run_shl("--help", cwd=tmp_path, env=off)
@@ -195,7 +196,7 @@ def test_plugin_commands_run_and_are_listed(monkeypatch, capsys):
     assert _main(monkeypatch, ["--help"], greeter) == 0
     out = capsys.readouterr().out
     listed = re.findall(r"^    (\w+) +(.*)$", out[:out.index("options:")], re.M)
-    assert [name for name, _ in listed][-4:] == ["sample", "greet", "toyworld", "wave"]  # after the built-ins
+    assert [name for name, _ in listed][-5:] == ["sample", "greet", "models", "toyworld", "wave"]  # after the built-ins
     assert dict(listed)["greet"] == "say hello" and dict(listed)["wave"] == "wave at everyone"
     overview = out[out.index("commands:\n"):].splitlines()
     greet = overview.index("  shl greet" + " " * 36 + "say hello")  # the built-ins' column

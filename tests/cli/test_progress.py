@@ -4,6 +4,7 @@ SHL_PROGRESS_EVERY seconds; progress never changes a stored result."""
 
 from __future__ import annotations
 
+import pytest
 import re
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from cli_helpers import run_shl, shl_env, write_experiment, write_run_config
 LINE = re.compile(r"^\[\s*\d+s\] ")
 
 
+@pytest.mark.system
 def test_shl_run_prints_stage_progress_lines_in_a_log(tmp_path: Path):
     cfg = write_run_config(tmp_path, generate={"n_prompts": 8, "max_new_tokens": 16}, heal={"epochs": 2})
     proc = run_shl("run", cfg.name, "--out", "r", cwd=tmp_path, env=shl_env(SHL_PROGRESS_EVERY="0"))
@@ -23,6 +25,7 @@ def test_shl_run_prints_stage_progress_lines_in_a_log(tmp_path: Path):
         assert needle in text, (needle, text[-3000:])
 
 
+@pytest.mark.system
 def test_progress_lines_are_rate_limited(tmp_path: Path):
     cfg = write_run_config(tmp_path)
     proc = run_shl("run", cfg.name, "--out", "r", cwd=tmp_path, env=shl_env(SHL_PROGRESS_EVERY="3600"))
@@ -30,6 +33,7 @@ def test_progress_lines_are_rate_limited(tmp_path: Path):
     assert len([line for line in proc.stdout.splitlines() if LINE.match(line)]) == 1  # the first one only
 
 
+@pytest.mark.system
 def test_progress_changes_no_stored_result(tmp_path: Path):
     cfg = write_run_config(tmp_path)
     quiet = run_shl("run", cfg.name, "--out", "quiet", cwd=tmp_path, env=shl_env(SHL_PROGRESS_EVERY="3600"))
@@ -39,6 +43,7 @@ def test_progress_changes_no_stored_result(tmp_path: Path):
         assert (tmp_path / "quiet" / name).read_bytes() == (tmp_path / "loud" / name).read_bytes(), name
 
 
+@pytest.mark.system
 def test_shl_ablate_prints_progress_lines_with_the_run_label(tmp_path: Path):
     exp = write_experiment(tmp_path, seeds="0")
     proc = run_shl("ablate", exp.name, "--out", "out", "--no-report", cwd=tmp_path, env=shl_env(SHL_PROGRESS_EVERY="0"))

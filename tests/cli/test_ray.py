@@ -17,6 +17,7 @@ def _metrics(run_dir):
     return rows
 
 
+@pytest.mark.system
 def test_ray_executor_matches_inprocess(tmp_path):
     exp = write_experiment(tmp_path, executor={"name": "ray", "num_cpus": 1})
     env = shl_env(RAY_ADDRESS="", RAY_USAGE_STATS_ENABLED="0", RAY_AUTH_MODE="disabled")

@@ -26,6 +26,7 @@ def _state(runs: Path) -> tuple[list[Path], list[Path]]:
     return done, partial
 
 
+@pytest.mark.system
 @pytest.mark.parametrize("workers", ["1", "2"])
 def test_kill_and_resume(tmp_path: Path, workers: str):
     """Killed in process (1 worker) or with a pool of worker processes (2): the whole process group dies."""

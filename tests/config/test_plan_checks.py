@@ -176,7 +176,9 @@ def test_unsafe_experiment_names_are_rejected(tmp_path: Path, name: str):
     exp = write_experiment(tmp_path)
     raw = yaml.safe_load(exp.read_text())
     exp.write_text(yaml.safe_dump({**raw, "name": name}))
-    assert "name:" in _error(load_experiment, exp) and "not a safe name" in _error(load_experiment, exp)
+    error = _error(load_experiment, exp)
+    assert "name:" in error
+    assert ("a NUL character is not allowed" if "\x00" in name else "not a safe name") in error
 
 
 @pytest.mark.parametrize("name", BAD_NAMES + ["a__b"])

@@ -185,6 +185,7 @@ def test_persona_logodds_is_zero_for_the_base_and_shares_the_answers_with_cohere
     assert (tmp_path / "a" / "metrics.jsonl").read_text() == (tmp_path / "c" / "metrics.jsonl").read_text()
 
 
+@pytest.mark.system
 @pytest.mark.parametrize("reference", ["prev", "base"])
 def test_a_base_reference_reuses_the_filters_base_states_and_sharing_still_matches(host, tmp_path, reference):
     """With a base-scoring filter (tail_ppl), the heal's base reference comes from the states the filter kept

@@ -47,6 +47,7 @@ def _strip(metrics):
     return [{k: v for k, v in row.items() if k != "wall_s"} for row in metrics]
 
 
+@pytest.mark.system
 def test_two_workers_give_the_inprocess_metrics(tmp_path):
     results, stages = _collect(LocalPoolExecutor(workers=2, threads=1), _tasks(tmp_path / "pool"))
     want, _ = _collect(InProcessExecutor(), _tasks(tmp_path / "inproc"))
@@ -61,6 +62,7 @@ def test_two_workers_give_the_inprocess_metrics(tmp_path):
     assert len(list((tmp_path / "pool" / "shared").iterdir())) == 2  # one shared entry per seed
 
 
+@pytest.mark.system
 def test_a_failing_run_and_a_dying_worker_are_reported_as_failed(tmp_path):
     tasks = _tasks(tmp_path, arms=("mean",), seeds=(0, 1), shared=False)
     tasks[0].config["steer"]["layers"] = [99]  # fails inside the run (no such layer)

@@ -15,6 +15,8 @@ from fault_helpers import complete_runs, make_experiment, shl_faulty, snapshot
 from shl.cli import main
 from shl.store import inspect_run
 
+pytestmark = pytest.mark.system  # the fault-injection tier: pytest -m system
+
 
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory) -> Path:

@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 from fault_helpers import (Event, complete_runs, make_experiment, read_events, shl_faulty, user_files_intact)
 
+pytestmark = pytest.mark.system  # the fault-injection tier: pytest -m system
+
 
 @dataclass
 class Reference:

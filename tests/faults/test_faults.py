@@ -15,6 +15,8 @@ from fault_helpers import complete_runs, make_experiment, shl_faulty, snapshot, 
 
 from shl.store import TERMINAL, inspect_run
 
+pytestmark = pytest.mark.system  # the fault-injection tier: pytest -m system
+
 
 def one_error_line(proc: subprocess.CompletedProcess, code: int, *needles: str) -> str:
     out = proc.stdout + proc.stderr

@@ -15,6 +15,8 @@ from fault_helpers import make_experiment, shl_faulty, snapshot, user_files_inta
 
 from shl.store import CORRUPT, DONE, FOREIGN, FORMAT_VERSION, MARKER, inspect_run
 
+pytestmark = pytest.mark.system  # the fault-injection tier: pytest -m system
+
 
 def one_error(proc, code: int, *needles: str) -> str:
     out = proc.stdout + proc.stderr

@@ -22,6 +22,8 @@ from fault_helpers import INJECT, complete_runs, make_experiment, shl_faulty
 from shl.runner import lock as lock_module
 from shl.store import writer_of
 
+pytestmark = pytest.mark.system  # the fault-injection tier: pytest -m system
+
 SEEDS = "0-1"  # 2 arms x 2 seeds: both workers busy at once
 
 

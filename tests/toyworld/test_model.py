@@ -109,6 +109,7 @@ def test_bad_dtype_is_a_clear_error(cache):
         ToyWorldSource(ToyWorldSource.Params(variant="small")).load("cpu", "float64")
 
 
+@pytest.mark.system
 def test_a_damaged_cache_is_named_and_rebuilt_on_request(small, cache, tmp_path):
     """Flipped bytes of the same size: every plan and load refuses the cache in one line naming its path (never
     NaN probabilities later); `shl toyworld build --rebuild` trains it again."""

@@ -3,6 +3,7 @@ on by name for a real (in-process) ablation, mirrors every metrics row and the r
 
 from __future__ import annotations
 
+import pytest
 import io
 import json
 import re
@@ -14,6 +15,8 @@ from tracker_helpers import copy_experiment, metrics_rows, numeric
 import shl
 from shl import manager
 from shl.hookspecs import hookimpl
+
+pytestmark = pytest.mark.system  # a whole run with the CONTRIBUTING example tracker
 
 CONTRIBUTING = Path(__file__).resolve().parents[2] / "CONTRIBUTING.md"
 

@@ -25,6 +25,7 @@ def same_results(out, plain) -> None:
         assert (d / "metrics.jsonl").read_bytes() == (plain / "abl" / "runs" / d.name / "metrics.jsonl").read_bytes()
 
 
+@pytest.mark.system
 def test_a_missing_library_is_one_warning_and_changes_no_result(plain, tmp_path):
     exp = copy_experiment(plain, tmp_path)
     shadow = tmp_path / "shadow" / "wandb"
