@@ -24,12 +24,13 @@ from .endpoints import RunLengths
 from .figures import DPI, safe_name, verdict_kind
 from .html_markup import CSS, esc, html_table, inline, markdown_blocks
 from .html_provenance import plugins_table, read_record, reproduce, run_dates, runs_table, timings_table
+from .software import software_lines
 from .spec import ComparisonSpec
 from .tables import ENDPOINT_TEXT
 
 PAGE_NAME = "report.html"
 _NAV = {"summary": "At a glance", "declared": "Declared comparison", "results": "Comparison table",
-        "figures": "Figures", "runs": "Runs", "timings": "Timings", "plugins": "Plugin versions",
+        "figures": "Figures", "runs": "Runs", "timings": "Timings", "software": "Software", "plugins": "Plugin versions",
         "reproduce": "Reproduce"}
 _CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 _CORRECTION = {"holm": "Holm", "bonferroni": "Bonferroni", "bh": "Benjamini-Hochberg (FDR)", "none": "none"}
@@ -78,7 +79,9 @@ def render_page(p: PageInputs, now: dt.datetime | None = None) -> str:
         total = p.timing["seconds"].sum()
         sections.append(("timings", f"Where the time went ({total:.0f} s of run time over the compared runs)",
                          timings_table(p.timing)))
-    sections += [("plugins", "Plugin versions", plugins_table(p.out_dir, run_ids)),
+    software = "".join(f"<p>{inline(line)}</p>" for line in software_lines(p.out_dir, run_ids))
+    sections += [("software", "Software", software),
+                 ("plugins", "Plugin versions", plugins_table(p.out_dir, run_ids)),
                  ("reproduce", "How to reproduce", reproduce(p.out_dir, record))]
     when = run_dates(p.out_dir, run_ids)
     n_seeds = len(p.kept) + len(p.dropped)

@@ -22,6 +22,7 @@ from .power import POWER, min_detectable_effect, seeds_needed, verdict_alpha
 from .results import USABLE_STATUSES, load_runs, run_table
 from .spec import ComparisonSpec
 from .tables import _check_adaptive, _display_table, _latex_table, _markdown, latex_escape  # noqa: F401
+from .software import software_lines
 from .timings import breakdown_markdown, run_dirs_of, stage_breakdown
 
 __all__ = ["ReportResult", "paired_differences", "write_report"]
@@ -270,7 +271,10 @@ def write_report(
                                              endpoints_of, table, lengths)
         written += fig_paths
         notes += fig_notes
-    md = page_md = _markdown(spec, arms, kept, dropped, display, table, notes, adaptive, lengths)
+    compared = sorted(chosen.loc[chosen["seed"].isin(kept) & chosen["arm"].isin(arms), "run_id"]) if len(chosen) else []
+    software = software_lines(out_dir, compared)
+    md = page_md = _markdown(spec, arms, kept, dropped, display, table, notes, adaptive, lengths) + "\n" + \
+        "\n".join(f"- {line}" for line in software) + "\n"
     timing = stage_breakdown(run_dirs_of(out_dir, run_ids))
     md += "\n" + "\n".join(breakdown_markdown(timing)) if not timing.empty else ""
 

@@ -206,7 +206,9 @@ class Run:
         self.device, self.dtype, self.data = setup.device, setup.dtype, setup.data
         self.model, self.tok, self.stack = setup.model, setup.tok, setup.stack
         self.n_layers, self.layers = setup.n_layers, setup.layers
-        self.update_meta(device=self.device, dtype=self.dtype)
+        from ..environment import environment
+
+        self.update_meta(device=self.device, dtype=self.dtype, environment=environment(self.device))
         self.log(
             f"model {setup.name} on {self.device} ({self.dtype}), {self.n_layers} layers, steering layers "
             f"{self.layers}; data {self.data.source}"

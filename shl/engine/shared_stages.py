@@ -23,13 +23,18 @@ def shared_stage_key(cfg: RunConfig, registry: Any, model_identity: str | None, 
                      data_source: str) -> str:
     """Hash of exactly what round 0 and round 1 up to the heal read: the config minus heal, loop, name; the
     data file's content; the model's identity; the plugin (distribution, version) of each pre-heal component
-    (model source, steering method, filters, evaluators); and the device and dtype the model runs in."""
+    (model source, steering method, filters, evaluators); the device and dtype the model runs in; and the
+    versions of the libraries that decide the stages' exact values (an entry written under other versions is a
+    miss, never silently reused)."""
+    from ..environment import RESULT_LIBRARIES, library_versions
+
     d = cfg.model_dump(mode="json")
     components = component_origins(d, registry, paths=("model", "steer.", "filters[", "eval."))
     for k in ("heal", "loop", "name"):
         d.pop(k, None)
-    identity = {"model_identity": model_identity, "components": components, "device": device, "dtype": dtype}
-    return config_hash({"stage": "pre-heal-0", "version": 2, "run_identity": identity,
+    identity = {"model_identity": model_identity, "components": components, "device": device, "dtype": dtype,
+                "libraries": library_versions(RESULT_LIBRARIES)}
+    return config_hash({"stage": "pre-heal-0", "version": 3, "run_identity": identity,
                         "data_sha256": data_digest(data_source), **d})
 
 
