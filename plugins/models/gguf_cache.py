@@ -1,7 +1,7 @@
 """GGUF files in, plain Hugging Face model directories out: the dequantised model cached by the file's sha256.
 
-``hf_dir_for(path)`` returns ``$SHL_CACHE_DIR/gguf/<sha256[:16]>/`` (default ``~/.cache/shl``), converting the
-file on first use: transformers reads the GGUF (the ``gguf`` package, extra ``shl[gguf]``) and dequantises it
+``hf_dir_for(path)`` returns ``$SHL_CACHE_DIR/gguf/<sha256[:16]>-<versions>/`` (default ``~/.cache/shl``; the
+suffix hashes the versions of torch, transformers and gguf, which convert it), converting the file on first use: transformers reads the GGUF (the ``gguf`` package, extra ``shl[gguf]``) and dequantises it
 to float32; shl drops the quantisation record from the config, saves the weights as safetensors with the
 tokenizer (chat template included) and writes ``shl_gguf.json`` (source file name, size and sha256, the library
 versions that converted it, and the size and sha256 of every file, verified on every later use). The directory
@@ -80,6 +80,30 @@ def gguf_metadata(path: Path) -> dict[str, Any]:
                        "truncated?") from None
 
 
+def check_architecture(path: Path) -> str:
+    """The file's ``general.architecture``, after checking that the installed transformers reads that architecture
+    from GGUF; a one-line ShlError naming the file otherwise (also for a file whose metadata cannot be read)."""
+    check_gguf(path)
+    try:
+        from gguf import GGUFReader
+    except ImportError:
+        raise ShlError(f"{path}: reading GGUF needs the 'gguf' package (pip install 'shl[gguf]')") from None
+    try:
+        arch = str(GGUFReader(str(path)).fields["general.architecture"].contents())
+    except Exception as exc:
+        raise ShlError(f"{path}: unreadable GGUF metadata ({type(exc).__name__}: {_first_line(exc)}); is the file "
+                       "truncated?") from None
+    from importlib import metadata
+
+    from transformers.integrations.ggml import GGUF_CONFIG_MAPPING
+
+    readable = sorted(set(GGUF_CONFIG_MAPPING) - {"general", "tokenizer"})
+    if arch not in readable and arch.replace("-", "_") not in readable:
+        raise ShlError(f"{path}: GGUF architecture '{arch}' is not one transformers "
+                       f"{metadata.version('transformers')} can load (it reads: {', '.join(readable)})")
+    return arch
+
+
 def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [""])[0][:200]
 
@@ -107,12 +131,19 @@ def verify_dir(directory: Path) -> dict[str, Any]:
     return record
 
 
+def converted_dir(sha256: str) -> Path:
+    """Where the conversion of the GGUF file with this sha256 lives: keyed by the file and by the versions of the
+    libraries that convert it (torch, transformers, gguf), so a conversion made by other versions is never reused."""
+    versions = json.dumps([CONVERT_VERSION, _versions(("torch", "transformers", "gguf"))], sort_keys=True)
+    return cache_root() / f"{sha256[:16]}-{hashlib.sha256(versions.encode()).hexdigest()[:8]}"
+
+
 def hf_dir_for(path: str | Path, progress=None) -> Path:
     """The plain HF model directory of a GGUF file, converted on first use (see the module docstring)."""
     src = Path(path).expanduser()
     check_gguf(src)
     sha = file_sha256(src)
-    final = cache_root() / sha[:16]
+    final = converted_dir(sha)
     if (final / RECORD).is_file():
         verify_dir(final)
         return final
@@ -120,6 +151,7 @@ def hf_dir_for(path: str | Path, progress=None) -> Path:
         if (final / RECORD).is_file():
             verify_dir(final)
             return final
+        check_architecture(src)
         tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.shl-", suffix=".tmp", dir=final.parent))
         try:
             if progress is not None:
@@ -171,11 +203,11 @@ def convert(src: Path, out: Path) -> None:
     tokenizer.save_pretrained(out)
 
 
-def _versions() -> dict[str, str]:
+def _versions(names: tuple[str, ...] = ("torch", "transformers", "gguf", "tokenizers")) -> dict[str, str]:
     from importlib import metadata
 
     out = {}
-    for name in ("torch", "transformers", "gguf", "tokenizers"):
+    for name in names:
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:

@@ -130,9 +130,9 @@ class HF(api.ModelSource):
             from transformers import AutoConfig
 
             if gguf is not None:
-                from .gguf_cache import cache_root, file_sha256
+                from .gguf_cache import converted_dir, file_sha256
 
-                cached = cache_root() / file_sha256(gguf)[:16]
+                cached = converted_dir(file_sha256(gguf))
                 return AutoConfig.from_pretrained(str(cached)) if (cached / "config.json").is_file() else None
             return AutoConfig.from_pretrained(
                 p.name_or_path, revision=p.revision, trust_remote_code=p.trust_remote_code, local_files_only=True

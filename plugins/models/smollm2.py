@@ -25,7 +25,6 @@ from typing import Any, Callable, ClassVar
 from shl import api
 from shl.errors import ShlError
 
-from .gguf_cache import cache_root as gguf_cache_root
 from .gguf_cache import file_sha256, hf_dir_for
 from .hf import DEFAULT_DATA, DEFAULT_EVALUATORS, DEFAULT_FILTERS, load_hf_dir
 
@@ -122,9 +121,9 @@ class SmolLM2(api.ModelSource):
         return "llama"
 
     def module_names(self) -> list[str] | None:
-        from .gguf_cache import cache_root
+        from .gguf_cache import converted_dir
 
-        config = cache_root() / SHA256[:16] / "config.json"
+        config = converted_dir(SHA256) / "config.json"
         if not config.is_file():
             return None
         from transformers import AutoConfig
@@ -143,4 +142,4 @@ class SmolLM2(api.ModelSource):
                            info={"model": DISPLAY, "gguf_sha256": SHA256, "converted_dir": str(local)})
 
 
-__all__ = ["SmolLM2", "fetch", "gguf_cache_root", "prepare"]
+__all__ = ["SmolLM2", "fetch", "prepare"]

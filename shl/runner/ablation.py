@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -107,7 +108,7 @@ def ablate(experiment: str | Path, options: AblateOptions | None = None, console
     opts = options or AblateOptions(**kwargs)
     opts.check()
     env_workers()  # a bad SHL_WORKERS fails before anything is written
-    con = console or Console(highlight=False)
+    con = console or Console(highlight=False, width=None if sys.stdout.isatty() else 200)  # a log: no wrapped lines
 
     def warn(line: str) -> None:
         con.print(line, markup=False, soft_wrap=True)

@@ -103,3 +103,37 @@ def test_hf_errors(tmp_path):
     tok.save_pretrained(tmp_path)
     with pytest.raises(ShlError, match="no chat template"):
         HF(HF.Params(name_or_path=str(tmp_path))).load("cpu", "float32")
+
+
+def test_files_that_are_not_a_readable_model_gguf_are_one_line(tmp_path):
+    """Not GGUF at all, or a GGUF file transformers cannot read as a model (here: a control vector, architecture
+    'controlvector'): one line naming the file, for `shl models convert` and for a run's model."""
+    import os
+    import subprocess
+    import sys
+
+    import numpy as np
+    from gguf import GGUFWriter
+
+    text = tmp_path / "notes.gguf"
+    text.write_text("not a model\n")
+    cv = tmp_path / "vector.gguf"
+    w = GGUFWriter(str(cv), "controlvector")
+    w.add_string("controlvector.model_hint", "llama")
+    w.add_uint32("controlvector.layer_count", 1)
+    w.add_tensor("direction.1", np.ones(8, dtype=np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    env = {"SHL_CACHE_DIR": str(tmp_path / "cache")}
+    for path, needle in ((text, "not a GGUF file"), (cv, "GGUF architecture 'controlvector' is not one transformers")):
+        proc = subprocess.run([sys.executable, "-m", "shl", "models", "convert", str(path)], cwd=tmp_path,
+                              capture_output=True, text=True, env={**os.environ, **env})
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode == 2 and len(lines) == 1 and not list((tmp_path / "cache").rglob("config.json")) and str(path) in lines[0] and needle in lines[0], proc.stderr
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text(f"name: x\nmodel: {{name: hf, params: {{name_or_path: '{text}'}}}}\n")
+    proc = subprocess.run([sys.executable, "-m", "shl", "validate", str(cfg)], cwd=tmp_path, capture_output=True,
+                          text=True, env={**os.environ, **env})
+    assert proc.returncode == 2 and "not a GGUF file" in proc.stderr and "Traceback" not in proc.stderr
