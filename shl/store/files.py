@@ -198,6 +198,7 @@ def claim_dir(directory: Path, what: str) -> None:
     if d.exists() and not d.is_dir():
         raise ShlError(f"{d}: is a file, but shl needs a directory here for {what}; move it or choose another --out")
     if d.is_dir() and is_plain_file(d / DIR_MARKER):
+        remove_stale_tmp(d, targets={DIR_MARKER})  # a marker write a kill interrupted before the marker existed
         return
     if d.is_dir() and any(p.name != DIR_MARKER and not TMP_NAME.match(p.name) for p in d.iterdir()):
         raise ShlError(
@@ -206,3 +207,4 @@ def claim_dir(directory: Path, what: str) -> None:
         )
     d.mkdir(parents=True, exist_ok=True)
     atomic_write(d / DIR_MARKER, f"shl {what} (format {FORMAT_VERSION}); shl may write and replace files here\n")
+    remove_stale_tmp(d, targets={DIR_MARKER})
