@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -48,29 +47,9 @@ def paired(a, b, repeats: int) -> tuple[float, float]:
 
 
 def environment() -> dict:
-    from importlib import metadata
+    from shl.environment import environment as run_environment
 
-    import torch
-
-    libs = {}
-    for name in ("torch", "transformers", "peft", "tokenizers", "numpy"):
-        try:
-            libs[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            libs[name] = None
-    return {"machine": platform.machine(), "processor": _cpu_name(), "cores": os.cpu_count(),
-            "threads": torch.get_num_threads(), "load_average_start": os.getloadavg(), "python": platform.python_version(),
-            "libraries": libs, "date": time.strftime("%Y-%m-%d %H:%M")}
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
+    return {**run_environment(), "load_average_start": os.getloadavg(), "date": time.strftime("%Y-%m-%d %H:%M")}
 
 
 class Report:
