@@ -99,13 +99,16 @@ def test_the_exported_student_is_the_student_in_plain_transformers(smoke_run: Pa
 
 
 def test_the_exported_control_vector_is_shls_steering(smoke_run: Path, tmp_path: Path):
-    """The control vector of round 1, added by a plain hook at llama.cpp's place (block output), gives shl's own
+    """The control vector of round 1 reads back through gguf and repeng with the run's dose in it, imports
+    (``from_file``) bit for bit, and, added by a plain hook at llama.cpp's place (block output), gives shl's own
     steered logits of that round bit for bit (tests/cli/test_cvector_logits.py on tiny models)."""
-    from cvector_helpers import block_hook_logits, llama_cpp_load, shl_steered_logits
+    import numpy as np
+    from cvector_helpers import block_hook_logits, gguf_fields, import_repeng, llama_cpp_load, shl_steered_logits
     from safetensors.torch import load_file
 
     from shl.export import load_student
     from shl.export_cvector import export_control_vector
+    from shl_plugins.steering.from_file import FromFile
 
     out = export_control_vector(smoke_run, tmp_path / "r1.gguf", round=1).path
     student = load_student(smoke_run, round=0)
@@ -121,6 +124,16 @@ def test_the_exported_control_vector_is_shls_steering(smoke_run: Path, tmp_path:
     ids = tok(text, add_special_tokens=False, return_tensors="pt").input_ids
     want = shl_steered_logits(model, ids, method, vectors, coeff)
     assert torch.equal(block_hook_logits(model, ids, directions), want)
+
+    fields = gguf_fields(out)
+    assert fields["general.architecture"][0] == "controlvector" and fields["controlvector.model_hint"][0] == "llama"
+    assert fields["controlvector.layer_count"][0] == 1 and fields["shl.coeff"][0] == coeff
+    cv = import_repeng().ControlVector.import_gguf(str(out))
+    assert sorted(cv.directions) == [18] and cv.directions[18].dtype == np.float32
+    assert np.array_equal(cv.directions[18], (coeff * vectors[18]).numpy())
+    imported = FromFile(FromFile.Params(path=str(out))).fit_layer(torch.zeros(2, 576), torch.zeros(2, 576), layer=18,
+                                                                   round_index=0)
+    assert torch.equal(imported, coeff * vectors[18])
 
 
 def test_metrics_repeat_exactly(smollm2: Path, tmp_path: Path):
