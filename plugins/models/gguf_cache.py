@@ -1,7 +1,7 @@
 """GGUF files in, plain Hugging Face model directories out: the dequantised model cached by the file's sha256.
 
 ``hf_dir_for(path)`` returns ``$SHL_CACHE_DIR/gguf/<sha256[:16]>-<versions>/`` (default ``~/.cache/shl``; the
-suffix hashes the versions of torch, transformers and gguf, which convert it), converting the file on first use: transformers reads the GGUF (the ``gguf`` package, extra ``shl[gguf]``) and dequantises it
+suffix hashes the versions of torch, transformers and gguf, which convert it), converting the file on first use: transformers reads the GGUF (the ``gguf`` package) and dequantises it
 to float32; shl drops the quantisation record from the config, saves the weights as safetensors with the
 tokenizer (chat template included) and writes ``shl_gguf.json`` (source file name, size and sha256, the library
 versions that converted it, and the size and sha256 of every file, verified on every later use). The directory
@@ -24,6 +24,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
+from shl.environment import library_versions
 from shl.errors import ShlError
 
 RECORD = "shl_gguf.json"
@@ -134,7 +135,7 @@ def verify_dir(directory: Path) -> dict[str, Any]:
 def converted_dir(sha256: str) -> Path:
     """Where the conversion of the GGUF file with this sha256 lives: keyed by the file and by the versions of the
     libraries that convert it (torch, transformers, gguf), so a conversion made by other versions is never reused."""
-    versions = json.dumps([CONVERT_VERSION, _versions(("torch", "transformers", "gguf"))], sort_keys=True)
+    versions = json.dumps([CONVERT_VERSION, library_versions(("torch", "transformers", "gguf"))], sort_keys=True)
     return cache_root() / f"{sha256[:16]}-{hashlib.sha256(versions.encode()).hexdigest()[:8]}"
 
 
@@ -158,7 +159,7 @@ def hf_dir_for(path: str | Path, progress=None) -> Path:
                 progress(f"converting {src.name} to a Hugging Face model (once)")
             convert(src, tmp)
             record = {"format": "shl-gguf", "version": CONVERT_VERSION, "source": src.name,
-                      "source_size": src.stat().st_size, "source_sha256": sha, "libraries": _versions(),
+                      "source_size": src.stat().st_size, "source_sha256": sha, "libraries": library_versions(("torch", "transformers", "gguf", "tokenizers")),
                       "files": _manifest(tmp)}
             (tmp / RECORD).write_text(json.dumps(record, indent=2))
             os.replace(tmp, final)
@@ -201,18 +202,6 @@ def convert(src: Path, out: Path) -> None:
     plain.generation_config = model.generation_config
     plain.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
-
-
-def _versions(names: tuple[str, ...] = ("torch", "transformers", "gguf", "tokenizers")) -> dict[str, str]:
-    from importlib import metadata
-
-    out = {}
-    for name in names:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = "missing"
-    return out
 
 
 @contextlib.contextmanager
