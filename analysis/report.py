@@ -19,7 +19,7 @@ from .figures import write_figures
 from .html_page import PAGE_NAME, PageInputs, render_page
 from .paired import PairedResult, paired_comparison, verdict_for
 from .power import POWER, min_detectable_effect, seeds_needed, verdict_alpha
-from .results import USABLE_STATUSES, load_runs, run_table
+from .results import USABLE_STATUSES, load_runs, missing_values, run_table
 from .spec import ComparisonSpec
 from .tables import _check_adaptive, _display_table, _latex_table, _markdown, latex_escape  # noqa: F401
 from .software import software_lines
@@ -93,13 +93,24 @@ def _run_lengths(tidy: pd.DataFrame, chosen: pd.DataFrame, seeds: Collection[int
 
 
 def _endpoints(tidy: pd.DataFrame, chosen: pd.DataFrame, seeds: list[int], metric: str,
-               spec: ComparisonSpec, lengths: RunLengths | None = None) -> dict[tuple[str, int], float]:
+               spec: ComparisonSpec, lengths: RunLengths | None = None,
+               holes: Collection[tuple[str, int, str]] = (), flagged: list | None = None,
+               ) -> dict[tuple[str, int], float]:
     """(arm, seed) -> endpoint of `metric`. For ``last_common`` the round of a seed is the smallest last round of
-    its chosen runs across all arms (``lengths``, computed from `tidy` when not given)."""
-    if spec.endpoint == "last_common" and lengths is None:
+    its chosen runs across all arms (``lengths``, computed from `tidy` when not given).
+
+    ``holes``: (run_id, round, metric) stored as null or NaN (``results.missing_values``). A run whose `metric` is
+    such a hole at a round its endpoint reads (``final``: its last round; ``last_k``: its last k rounds; ``auc``:
+    any; ``last_common``: the common round) gets NaN, so its seed leaves this metric's comparisons, instead of
+    an earlier round standing in unnoticed; ``(run_id, arm, seed, metric, rounds)`` is appended to ``flagged``."""
+    if lengths is None:
         lengths = _run_lengths(tidy, chosen, seeds)
     sub = tidy[tidy["metric"] == metric]
     by_run = {rid: g for rid, g in sub.groupby("run_id")}
+    hole_rounds: dict[str, list[int]] = {}
+    for rid, rnd, m in holes:
+        if m == metric:
+            hole_rounds.setdefault(rid, []).append(int(rnd))
     out = {}
     for r in chosen[chosen["seed"].isin(seeds)].itertuples():
         g = by_run.get(r.run_id)
@@ -108,8 +119,41 @@ def _endpoints(tidy: pd.DataFrame, chosen: pd.DataFrame, seeds: list[int], metri
         if spec.endpoint == "last_common" and common is None:
             out[(r.arm, int(r.seed))] = math.nan
             continue
+        bad = _holes_read(spec, [row["round"] for row in rows], hole_rounds.get(r.run_id, []),
+                          lengths.last.get((r.arm, int(r.seed))), common)
+        if bad:
+            out[(r.arm, int(r.seed))] = math.nan
+            if flagged is not None:
+                flagged.append((r.run_id, r.arm, int(r.seed), metric, bad))
+            continue
         out[(r.arm, int(r.seed))] = endpoint_value(rows, metric, spec.endpoint, spec.last_k, common_round=common)
     return out
+
+
+def _holes_read(spec: ComparisonSpec, rounds: list[int], holes: list[int], last: int | None,
+                common: int | None) -> list[int]:
+    """The rounds among `holes` (null/NaN values of one run's metric) that the endpoint would read."""
+    if not holes:
+        return []
+    if spec.endpoint == "last_common":
+        return sorted(h for h in holes if h == common)
+    if spec.endpoint == "auc":
+        return sorted(holes)
+    present = sorted(set(rounds) | set(holes) | ({last} if last is not None else set()))
+    k = spec.last_k if spec.endpoint == "last_k" else 1
+    first_read = present[-k] if len(present) >= k else present[0]
+    return sorted(h for h in holes if h >= first_read)
+
+
+def hole_notes(flagged: list, endpoint: str) -> list[str]:
+    """One note per run whose endpoint met a null or NaN value (see ``_endpoints``)."""
+    notes = []
+    for run_id, arm, seed, metric, rounds in sorted(flagged, key=lambda f: (f[3], f[1], f[2])):
+        at = ", ".join(str(x) for x in rounds)
+        notes.append(f"run `{run_id}` (arm `{arm}`, seed {seed}): `{metric}` is null or NaN at round {at}, which "
+                     f"its `{endpoint}` endpoint reads; seed {seed} is left out of the `{metric}` comparisons "
+                     f"(no earlier round stands in for it).")
+    return notes
 
 
 # ---------------------------------------------------------------- table
@@ -196,7 +240,8 @@ def paired_differences(out_dir: str | Path, spec: ComparisonSpec, metric: str, r
     arms = [spec.baseline] + [a for a in dict.fromkeys([*runs["arm"], *planned_arms]) if a != spec.baseline]
     chosen, _ = _select_runs(runs)
     kept, _ = _seed_usability(chosen, arms, planned_seeds)
-    ep = _endpoints(load_runs(out_dir, run_ids), chosen, kept, metric, spec)  # last_common: rounds of `kept`
+    ep = _endpoints(load_runs(out_dir, run_ids), chosen, kept, metric, spec,  # last_common: rounds of `kept`
+                    holes=missing_values(out_dir, run_ids))
     usable = [s for s in kept if all(np.isfinite(ep.get((a, s), math.nan)) for a in arms)]
     return {a: [ep[(a, s)] - ep[(spec.baseline, s)] for s in usable] for a in arms if a != spec.baseline}
 
@@ -252,10 +297,12 @@ def write_report(
     lengths = _run_lengths(tidy, chosen, kept)
 
     cache: dict[str, dict] = {}
+    holes = missing_values(out_dir, run_ids)
+    flagged: list = []
 
     def endpoints_of(metric: str) -> dict:
         if metric not in cache:
-            cache[metric] = _endpoints(tidy, chosen, kept, metric, spec, lengths)
+            cache[metric] = _endpoints(tidy, chosen, kept, metric, spec, lengths, holes, flagged)
         return cache[metric]
 
     table, diffs = _compare(spec, arms, kept, len(dropped), {m.name: endpoints_of(m.name) for m in spec.metrics},
@@ -271,6 +318,7 @@ def write_report(
                                              endpoints_of, table, lengths)
         written += fig_paths
         notes += fig_notes
+    notes += hole_notes([f for f in flagged if f[3] in {m.name for m in spec.metrics}], spec.endpoint)
     compared = sorted(chosen.loc[chosen["seed"].isin(kept) & chosen["arm"].isin(arms), "run_id"]) if len(chosen) else []
     software = software_lines(out_dir, compared)
     md = page_md = _markdown(spec, arms, kept, dropped, display, table, notes, adaptive, lengths) + "\n" + \

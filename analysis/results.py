@@ -15,7 +15,7 @@ TIDY_COLUMNS = ["experiment", "arm", "seed", "run_id", "status", "round", "metri
 RUN_COLUMNS = ["experiment", "arm", "seed", "run_id", "status", "message"]
 USABLE_STATUSES = USABLE
 
-__all__ = ["RUN_COLUMNS", "TIDY_COLUMNS", "UNTRUSTED", "USABLE_STATUSES", "load_runs", "read_metric_rows",
+__all__ = ["RUN_COLUMNS", "TIDY_COLUMNS", "UNTRUSTED", "USABLE_STATUSES", "load_runs", "missing_values", "read_metric_rows",
            "run_table"]
 
 
@@ -97,3 +97,20 @@ def load_runs(out_dir: str | Path, run_ids: Collection[str] | None = None) -> pd
                              info["status"], row["round"], key, float(v)))
     df = pd.DataFrame.from_records(recs, columns=TIDY_COLUMNS)
     return df.astype({"seed": "Int64", "round": "int64", "value": "float64"})
+
+
+def missing_values(out_dir: str | Path, run_ids: Collection[str] | None = None) -> set[tuple[str, int, str]]:
+    """(run_id, round, metric) of every metric value a run stored as null or NaN: ``load_runs`` leaves those rows
+    out, and an endpoint must not silently read an earlier round in their place (see ``report._endpoints``)."""
+    out: set[tuple[str, int, str]] = set()
+    for run_dir in _run_dirs(Path(out_dir), run_ids):
+        info = _run_info(run_dir)
+        if info["status"] in UNTRUSTED:
+            continue
+        for row in read_metric_rows(run_dir):
+            if not isinstance(row.get("round"), int) or isinstance(row.get("round"), bool):
+                continue
+            for key, v in row.items():
+                if key != "round" and (v is None or (isinstance(v, float) and math.isnan(v))):
+                    out.add((info["run_id"], row["round"], key))
+    return out

@@ -133,3 +133,55 @@ def test_spec_documents_last_common():
     text = ComparisonSpec.model_fields["endpoint"].description
     assert "'last_common'" in text and "every paired run of that seed reached" in text
     assert "ended early" in text or "coherence floor" in text
+
+
+def _null_out(store, arm, seed, metric, rnd, value=None):
+    """Rewrite one stored value as null (or NaN) through the store, as a run that logged it so would have."""
+    d = store / "runs" / f"{arm}__seed{seed}__abcdef012345"
+    rows = [json.loads(line) for line in (d / "metrics.jsonl").read_text().splitlines()]
+    for row in rows:
+        if row["round"] == rnd:
+            row[metric] = value
+    status = json.loads((d / "DONE.json").read_text())["status"]
+    run = RunStore(d)
+    (d / "DONE.json").unlink()
+    (d / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    run.finish(status, "ok", max(r["round"] for r in rows))
+
+
+@pytest.mark.parametrize("value", [None, float("nan")])
+def test_a_null_final_value_drops_the_seed_from_that_metric_and_names_the_run(tmp_path, value):
+    for arm in SLOPE:
+        for seed in SEEDS:
+            _write_run(tmp_path, arm, seed, stop={})
+    _null_out(tmp_path, "base", 2, "coherence", ROUNDS, value)
+    res = write_report(tmp_path, spec(), figures=False)
+    t = res.table.set_index(["metric", "arm"])
+    # coherence: seed 2 leaves both comparisons (its baseline has no final value); round 2's 0.8 never stands in
+    assert t.loc[("coherence", "steer"), "n"] == 3 and t.loc[("coherence", "steer"), "dropped"] == 1
+    assert t.loc[("coherence", "heal"), "n"] == 3
+    assert t.loc[("coherence", "steer"), "mean_baseline"] == pytest.approx(0.9 - 0.05 * ROUNDS)
+    # trait is untouched: every seed pairs
+    assert t.loc[("trait", "steer"), "n"] == 4
+    d = [trait("steer", s, ROUNDS) - trait("base", s, ROUNDS) for s in SEEDS]
+    assert t.loc[("trait", "steer"), "delta"] == pytest.approx(np.mean(d))
+    note = ("run `base__seed2__abcdef012345` (arm `base`, seed 2): `coherence` is null or NaN at round 3, which its "
+            "`final` endpoint reads; seed 2 is left out of the `coherence` comparisons (no earlier round stands in "
+            "for it).")
+    assert note in res.markdown
+    assert "runs that ended early: none" in res.markdown  # the run did reach round 3
+    diffs = paired_differences(tmp_path, spec(), "coherence")
+    assert {arm: len(v) for arm, v in diffs.items()} == {"steer": 3, "heal": 3}
+
+
+def test_which_null_values_an_endpoint_reads(tmp_path):
+    for arm in SLOPE:
+        for seed in SEEDS:
+            _write_run(tmp_path, arm, seed, stop={})
+    _null_out(tmp_path, "steer", 1, "trait", 2)  # a hole before the last round
+    n = {ep: write_report(tmp_path, ComparisonSpec(baseline="base", endpoint=ep, last_k=2, correction="none",
+                                                   metrics=[MetricSpec(name="trait")]), figures=False,
+                          formats=("md",)).table.set_index("arm").loc["steer", "n"]
+         for ep in ("final", "last_common", "last_k", "auc")}
+    # final and last_common read round 3 only; last_k (k = 2) reads rounds 2-3 and auc every round
+    assert n == {"final": 4, "last_common": 4, "last_k": 3, "auc": 3}
