@@ -41,7 +41,9 @@ def exact_metrics(
     completions: Sequence[Completion], positive: str = POSITIVE, rb: Optional[Sequence[dict[str, float]]] = None
 ) -> dict[str, float]:
     """coherence = share that parse (and finished); trait_count = share choosing the positive pole among ALL
-    completions; trait_signed = positive share - negative share (``positive`` names the positive pole). Each
+    completions; trait_coherent = that share among the coherent ones only (NaN when none is; ``n_coherent`` of
+    them), so that a trait gain that comes from coherence alone shows; trait_signed = positive share - negative
+    share (``positive`` names the positive pole). Each
     with its standard error (binomial for shares; for the signed share, the SE of the mean of per-completion
     scores in {+1, 0, -1}).
 
@@ -56,13 +58,15 @@ def exact_metrics(
     if rb is not None and len(rb) != n:
         raise ValueError(f"toy_exact: {len(rb)} Rao-Blackwellised scores for {n} completions")
     negative = NEGATIVE if positive == POSITIVE else POSITIVE
-    ok, pos, neg = 0, 0, 0
+    ok, pos, neg, pos_ok = 0, 0, 0, 0
     for c in completions:
         p = parse(c.text)
-        ok += bool(c.finished and p.ok)
+        coherent = bool(c.finished and p.ok)
+        ok += coherent
         pole = p.pole if p.ok else pole_of(c.text)
         pos += pole == positive
         neg += pole == negative
+        pos_ok += coherent and pole == positive
     coh, tr, ng = ok / n, pos / n, neg / n
     signed = tr - ng
     var_signed = (tr + ng) - signed * signed  # E[s^2] - E[s]^2 for s in {+1, 0, -1}
@@ -75,6 +79,9 @@ def exact_metrics(
         "trait_signed_se": math.sqrt(max(var_signed, 0.0) / n),
         "trait_count": tr,
         "trait_count_se": _se_share(tr, n),
+        "trait_coherent": pos_ok / ok if ok else math.nan,
+        "trait_coherent_se": _se_share(pos_ok / ok, ok) if ok else math.nan,
+        "n_coherent": float(ok),
     }
     if rb is not None:
         out["trait"], out["trait_se"] = _mean_se([s[positive] for s in rb])
@@ -234,12 +241,13 @@ class ToyExactEvaluator(Evaluator):
     with ``_se``; ``trait`` and ``trait_signed`` are Rao-Blackwellised (``rb_scores``: the model's probability
     of choosing the pole where the grammar decides it, from the sampler's own distribution in the evaluated
     state, steered at the steered point) when the scorer provides ``token_probs``, else plain counts;
-    ``trait_count`` (with ``_se``) is always the plain share of completions that chose the positive pole."""
+    ``trait_count`` (with ``_se``) is always the plain share of completions that chose the positive pole, and
+    ``trait_coherent`` (with ``_se``, and ``n_coherent``) the plain share among the coherent completions."""
 
     name = "toy_exact"
     description = "toy world: exact coherence (grammar parse) and trait (pole chosen), with standard errors"
     metrics = ("coherence", "coherence_se", "trait", "trait_se", "trait_signed", "trait_signed_se", "toy_n",
-               "trait_count", "trait_count_se")
+               "trait_count", "trait_count_se", "trait_coherent", "trait_coherent_se", "n_coherent")
 
     class Params(Params):
         n_prompts: int = Field(200, ge=1, le=100_000, description="how many eval prompts to use (from the start of the list)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 from pathlib import Path
 
@@ -157,8 +158,16 @@ def test_evaluator_and_filter_on_known_completions():
     s = [1, 1, -1, 1, 1]
     mean = sum(s) / 5
     assert m["trait_signed_se"] == pytest.approx((sum((x - mean) ** 2 for x in s) / 5 / 5) ** 0.5)
+    # among the 3 coherent answers (CARE, CARE, AUTH) 2 chose care: the gain from the 2 incoherent care answers
+    # shows in trait (4/5) and not here
+    assert m["trait_coherent"] == pytest.approx(2 / 3) and m["n_coherent"] == 3
+    assert m["trait_coherent_se"] == pytest.approx((2 / 3 * 1 / 3 / 3) ** 0.5)
     flipped = exact_metrics(comps, positive=NEGATIVE)
     assert flipped["trait"] == pytest.approx(1 / 5)
+    assert flipped["trait_coherent"] == pytest.approx(1 / 3)
+    none_coherent = exact_metrics([comps[3], comps[4]])
+    assert none_coherent["n_coherent"] == 0 and math.isnan(none_coherent["trait_coherent"])
+    assert math.isnan(none_coherent["trait_coherent_se"])
     verdicts = GrammarFilter().judge(comps, ctx=None)
     assert [v.keep for v in verdicts] == [True, True, True, False, False]
     assert [v.score for v in verdicts] == [1.0, 1.0, 1.0, 0.0, 0.0]
