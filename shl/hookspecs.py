@@ -3,7 +3,7 @@
 A plugin is a module (or object) exposing functions decorated with ``shl.hookimpl`` (the ``hookimpl`` marker
 defined here, re-exported by the ``shl`` package) and is found through the ``shl`` entry-point group.
 
-Registration hooks, one per component family (``shl_register_<family title>``, derived from
+Registration hooks, one per component family (``shl_register_<family title>``, one per row of
 ``shl.api.FAMILY_TABLE``), receive a ``register`` callback; call it once per component class. Components are
 chosen by NAME from YAML, never by pluggy's call order.
 
@@ -20,31 +20,78 @@ from typing import Any, Callable
 
 import pluggy
 
+from .api.barrier import Aggregator, Schedule
 from .api.component import Component
-from .api.families import FAMILY_TABLE, Family
+from .api.evaluators import Evaluator
+from .api.filters import Filter
+from .api.models import ModelSource
+from .api.steering import SteeringMethod
+from .api.trackers import Tracker
 
 hookspec = pluggy.HookspecMarker("shl")
 hookimpl = pluggy.HookimplMarker("shl")
 
 Register = Callable[[type[Component]], None]
+"""The callback a registration hook receives: ``register(MyClass)`` once per component class."""
 
 
-def _registration_hookspec(family: Family) -> Callable[..., None]:
-    def spec(register: Register) -> None:
-        pass
+# Registration hooks: one per row of ``shl.api.FAMILY_TABLE``, written out so that they can be found by name
+# (tests/test_docs.py checks that they and the table agree: names, base classes, docstrings).
 
-    spec.__name__ = spec.__qualname__ = family.hook
-    spec.__module__ = __name__
-    spec.__doc__ = (
-        f"Register {family.title}: subclasses of ``shl.api.{family.base.__name__}`` ({family.purpose}).\n\n"
-        f":param register: call it once per class, ``register(MyClass)``; the class's ``name`` is what YAML uses."
-    )
-    return hookspec(spec)
+@hookspec
+def shl_register_steering_methods(register: Callable[[type[SteeringMethod]], None]) -> None:
+    """Register steering methods: subclasses of ``shl.api.SteeringMethod`` (fit paired activations -> vector).
+
+    :param register: call it once per class, ``register(MyClass)``; the class's ``name`` is what YAML uses.
+    """
 
 
-for _family in FAMILY_TABLE:
-    globals()[_family.hook] = _registration_hookspec(_family)
-del _family
+@hookspec
+def shl_register_filters(register: Callable[[type[Filter]], None]) -> None:
+    """Register completion filters: subclasses of ``shl.api.Filter`` (score + keep vote per completion).
+
+    :param register: call it once per class, ``register(MyClass)``; the class's ``name`` is what YAML uses.
+    """
+
+
+@hookspec
+def shl_register_aggregators(register: Callable[[type[Aggregator]], None]) -> None:
+    """Register barrier aggregators: subclasses of ``shl.api.Aggregator`` (per-position KL -> scalar D).
+
+    :param register: call it once per class, ``register(MyClass)``; the class's ``name`` is what YAML uses.
+    """
+
+
+@hookspec
+def shl_register_schedules(register: Callable[[type[Schedule]], None]) -> None:
+    """Register lambda schedules: subclasses of ``shl.api.Schedule`` (heal round index -> barrier weight).
+
+    :param register: call it once per class, ``register(MyClass)``; the class's ``name`` is what YAML uses.
+    """
+
+
+@hookspec
+def shl_register_evaluators(register: Callable[[type[Evaluator]], None]) -> None:
+    """Register evaluators: subclasses of ``shl.api.Evaluator`` (student -> dict of float metrics).
+
+    :param register: call it once per class, ``register(MyClass)``; the class's ``name`` is what YAML uses.
+    """
+
+
+@hookspec
+def shl_register_models(register: Callable[[type[ModelSource]], None]) -> None:
+    """Register model sources: subclasses of ``shl.api.ModelSource`` (-> HF causal LM + tokenizer).
+
+    :param register: call it once per class, ``register(MyClass)``; the class's ``name`` is what YAML uses.
+    """
+
+
+@hookspec
+def shl_register_trackers(register: Callable[[type[Tracker]], None]) -> None:
+    """Register trackers: subclasses of ``shl.api.Tracker`` (mirror runs and reports to W&B, MLflow, ...).
+
+    :param register: call it once per class, ``register(MyClass)``; the class's ``name`` is what YAML uses.
+    """
 
 
 @hookspec

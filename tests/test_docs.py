@@ -52,3 +52,19 @@ def test_every_hookspec_documents_its_parameters():
         if callable(f) and hasattr(f, "shl_spec"):
             for param in inspect.signature(f).parameters:
                 assert f":param {param}:" in (f.__doc__ or ""), (name, param)
+
+
+def test_the_written_out_registration_hookspecs_agree_with_the_family_table():
+    """FAMILY_TABLE stays the single source: each row has its hookspec, written out in shl/hookspecs.py, named by
+    the row, typed with the row's base class and documented with its title and purpose; no other
+    ``shl_register_*`` hook exists but ``shl_register_commands``."""
+    source = Path(hookspecs.__file__).read_text()
+    registering = {name for name, f in vars(hookspecs).items()
+                   if callable(f) and hasattr(f, "shl_spec") and name.startswith("shl_register_")}
+    assert registering == {f.hook for f in FAMILY_TABLE} | {"shl_register_commands"}
+    for f in FAMILY_TABLE:
+        spec = getattr(hookspecs, f.hook)
+        assert f"def {f.hook}(register: Callable[[type[{f.base.__name__}]], None]) -> None:" in source
+        assert list(inspect.signature(spec).parameters) == ["register"]
+        assert spec.__doc__.startswith(f"Register {f.title}: subclasses of ``shl.api.{f.base.__name__}`` "
+                                       f"({f.purpose}).")
