@@ -24,13 +24,14 @@ WORKFLOW_OVERVIEW = [
     ("run CONFIG [--set k=v] [--out DIR]", "run the method for one config and one seed"),
     ("ablate EXPERIMENT [--seeds 0-4] [--dry-run]", "run arms x seeds, then compare them"),
     ("report DIR [--format md|csv|latex|html]", "tables, figures and report.html again from stored results"),
+    ("sweep CONFIG [--layers L,..] [--coeffs C,..]", "which layer and dose: steered vs a random vector"),
 ]
 RUN_TOOLS_OVERVIEW = [
     ("export RUN_DIR [--round K] --out DIR", "the healed student as a Hugging Face model (or --adapter)"),
     ("export RUN_DIR --control-vector F.gguf", "round K's steering vector as a llama.cpp control vector"),
     ("sample RUN_DIR [--round K] [--steered]", "print completions from the student (and the steered point)"),
 ]
-BUILTIN_COMMANDS = ("plugins", "validate", "run", "ablate", "report", "export", "sample")
+BUILTIN_COMMANDS = ("plugins", "validate", "run", "ablate", "report", "sweep", "export", "sample")
 
 
 def overview(lines: Sequence[tuple[str, str]]) -> str:
@@ -138,6 +139,23 @@ def _add_builtin_commands(sub) -> None:
                    "with the tables, figures, runs, plugin versions and the command to reproduce) (default: md; "
                    "every format's file is always written)")
     p.add_argument("--no-figures", action="store_true", help="tables only")
+
+    p = sub.add_parser("sweep", help="which layer and what strength: the unhealed model steered at each layer x "
+                       "coefficient by the config's method and by a random vector of the same norm, measured by its "
+                       "evaluators; a table, a figure and the band it suggests as config lines")
+    p.add_argument("config", help="run config YAML (model, data, steering method, evaluators)")
+    _add_set(p)
+    p.add_argument("--layers", default=None, help="comma-separated layer indices or fractions of depth "
+                   "(default: 0.2,0.4,0.6,0.8)")
+    p.add_argument("--coeffs", default=None, help="comma-separated coefficients (default: 0.25, 0.5, 1 and 2 x the "
+                   "config's dose.scale)")
+    p.add_argument("--trait", default=None, metavar="METRIC", help="the trait metric (default: trait or "
+                   "trait_logodds, whichever the evaluators report)")
+    p.add_argument("--coherence", default=None, metavar="METRIC", help="the coherence metric (default: coherence)")
+    p.add_argument("--floor", type=float, default=0.9, help="the band keeps coherence >= FLOOR x the unsteered "
+                   "model's (default 0.9)")
+    p.add_argument("--out", default=None, help="output directory (default: runs/sweep-<name>-seed<seed>)")
+    p.add_argument("--json", action="store_true", help="print sweep.json instead of the table")
 
     p = sub.add_parser("export", help="write the student after K heal rounds as a standard Hugging Face model "
                        "directory (adapters merged; tokenizer and chat template included), or one PEFT adapter, or "

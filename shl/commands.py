@@ -236,6 +236,25 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_sweep(args) -> int:
+    from .progress_display import ProgressLines
+    from .sweep import format_result, run_sweep
+
+    from rich.console import Console
+
+    con, err = _console(), Console(stderr=True, highlight=False)  # progress on stderr: stdout may be --json
+    warn = lambda line: err.print(line, highlight=False, markup=False)  # noqa: E731
+    with err.status("starting") as status:
+        shown = ProgressLines(err.is_terminal, status.update, warn)
+        result = run_sweep(args.config, list(args.overrides), args.layers, args.coeffs, args.trait, args.coherence,
+                           args.floor, args.out, progress=shown.update)
+    if args.json:
+        print(json.dumps(result, indent=1))
+    else:
+        con.out(format_result(result), highlight=False)
+    return 0
+
+
 def cmd_sample(args) -> int:
     from .sample import format_rows, sample
 

@@ -106,51 +106,35 @@ def _parse_layer(text: str | None) -> int | float:
 
 def sweep(variant: str = "default", seed: int = 0, coeffs: list[float] | None = None, layer: int | float = DEFAULT_LAYER,
           n_prompts: int = 200, n_contexts: int = 64, max_new_tokens: int = 64, progress=None) -> list[dict[str, Any]]:
-    """Rows of (coeff, vector kind, trait, trait_se, coherence, coherence_se) on the toy model."""
-    import torch
-
-    from transformers.utils import logging as hf_logging
-
-    from shl.data import load_data
-    from shl.engine.chat import render_prompt
-    from shl.engine.extract import extract_pairs
-    from shl.engine.generate import clean_generation_config, generate
-    from shl.engine.layers import decoder_layers, resolve_layers
-    from shl.engine.seeds import Stream, derive_seed, torch_generator
-    from shl.engine.steering import Steerer
+    """Rows of (coeff, vector kind, layer, vector norm, trait, trait_se, coherence, coherence_se, ...) on the toy
+    model: ``shl sweep`` (``shl.engine.sweep``) with the toy world's evaluator (``toy_exact`` on ``n_prompts``
+    held-out prompts) at one layer; the unsteered model is the coefficient-0 row of the mean-diff vector."""
+    from shl.config import load_run_config
+    from shl.engine.sweep import sweep as steering_sweep
     from shl.manager import get_host
 
-    from .evaluator import exact_metrics
-
-    torch.set_flush_denormal(True)
-    hf_logging.disable_progress_bar()
-    reg = get_host().registry
-    loaded = reg.build("model", "toyworld", {"variant": variant, "seed": seed}).load("cpu", "float32")
-    model, tok = loaded.model, loaded.tokenizer
-    clean_generation_config(model, tok)
-    data = load_data("builtin:toyworld.yaml")
-    layers = resolve_layers([layer], len(decoder_layers(model)), "the toy model")
-    contexts = data.contexts[:n_contexts]
-    pos, neg = extract_pairs(model, tok, data, contexts, layers, "prompt_mean", 64)[layers[0]]
-    method = reg.build("steering", "mean_diff", {})
-    v = method.fit(pos, neg)
-    r = torch.randn(v.shape, generator=torch_generator(seed, Stream.SWEEP_RANDOM))
-    r = r / r.norm() * v.norm()
-    prompts = [(u, render_prompt(tok, u, data.neutral_system)) for u in data.eval_prompts[:n_prompts]]
-    rows = []
-    for c in coeffs if coeffs is not None else DEFAULT_COEFFS:
-        for kind, vec in (("mean_diff", v), ("random", r)):
-            if c == 0.0 and kind == "random":
-                continue
-            steerer = Steerer(method, {layers[0]: vec}, c)
-            with steerer.installed(model):
-                comps = generate(model, tok, prompts, max_new_tokens=max_new_tokens, batch_size=100,
-                                 seed=derive_seed(seed, Stream.SWEEP, c), steerer=steerer)
-            m = exact_metrics(comps)
-            rows.append({"coeff": c, "vector": kind, "layer": layers[0], "vector_norm": float(v.norm()), **m})
-            if progress:
-                progress(rows[-1])
-    return rows
+    host = get_host()
+    overrides = [
+        "model.name=toyworld", f"model.params={{variant: {variant}, seed: {seed}}}", f"seed={seed}", "device=cpu",
+        "steer.method=mean_diff", "steer.positions=prompt_mean", f"steer.n_contexts={n_contexts}",
+        f"eval.max_new_tokens={max_new_tokens}", "eval.batch_size=100",
+        f"eval.evaluators=[{{name: toy_exact, params: {{n_prompts: {n_prompts}, n_samples: 0}}}}]",
+    ]
+    cfg = load_run_config(None, overrides, host.registry)
+    coeffs = list(coeffs if coeffs is not None else DEFAULT_COEFFS)
+    rows, run = steering_sweep(cfg, host, [layer], [c for c in coeffs if c != 0.0],
+                               progress=(lambda line: progress(line)) if progress else None)
+    steered = [r for r in rows if r["vector"] != "none"]
+    at = steered[0]["layer"] if steered else None
+    norm = steered[0]["vector_norm"] if steered else 0.0
+    out = []
+    for r in rows:
+        if r["vector"] == "none":
+            if 0.0 in coeffs:
+                out.append({**r, "coeff": 0.0, "vector": "mean_diff", "layer": at, "vector_norm": norm})
+            continue
+        out.append(r)
+    return out
 
 
 PLOT_FORMATS = (".png", ".svg", ".pdf")
@@ -191,8 +175,7 @@ def _sweep(args) -> int:
 
     con = Console(highlight=False, stderr=True)
     with con.status("sweeping") as status:
-        rows = sweep(args.variant, args.seed, coeffs, layer, args.prompts,
-                     progress=lambda row: status.update(f"coefficient {row['coeff']:g} ({row['vector']})"))
+        rows = sweep(args.variant, args.seed, coeffs, layer, args.prompts, progress=status.update)
     if args.json:
         print(json.dumps(rows, indent=2))
     else:

@@ -187,6 +187,12 @@ class Run:
             self.log(f"warning: observer hook {hook} raised {type(exc).__name__}: {exc}")
 
     # ------------------------------------------------------------------ the method
+    def prepare(self) -> None:
+        """Build the components and load the model and data, as the run's first stage does; for tools that
+        evaluate the model without running the loop (``shl sweep``)."""
+        self._components()
+        self._load()
+
     def _components(self) -> None:
         from ..config.slots import component_slots
 
@@ -229,8 +235,7 @@ class Run:
 
     def _loop(self) -> tuple[str, str]:
         cfg = self.cfg
-        self._components()
-        self._load()
+        self.prepare()
         cache = self._stage_cache()
         shared = cache.load() if cache is not None else None
         if shared is not None:

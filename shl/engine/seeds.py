@@ -31,8 +31,7 @@ class Stream(str, Enum):
     LORA_INIT = "lora-init"  # global RNG while a round's adapter is created and trained (LoRA init, dropout)
     HEAL = "heal"  # the order in which a heal epoch visits the completions; keys: round index, epoch
     SHL_SAMPLE = "shl-sample"  # the prompts ``shl sample`` draws
-    SWEEP = "sweep"  # sampling of the toy-world coefficient sweep; keys: coefficient
-    SWEEP_RANDOM = "sweep-random"  # the random control vector of the toy-world sweep
+    SWEEP_RANDOM = "sweep-random"  # the random control vector of `shl sweep`; keys: layer
 
 
 def derive_seed(seed: int, stream: Stream | str, *keys: object) -> int:
