@@ -11,7 +11,7 @@ says where its numbers come from). ``tests/test_readme_tables.py`` runs the chec
 Results files and their writers:
   results/ablations/<experiment>.json  benchmarks/record_ablation.py (a shipped experiment under `shl ablate`)
   results/toyworld_sweep.json          benchmarks/record_command.py ... -- shl toyworld sweep --json
-  results/sweep_smollm2.json           benchmarks/record_command.py ... -- python benchmarks/sweep_real.py
+  results/sweep_smollm2.json           benchmarks/record_command.py ... -- shl sweep experiments/real/smoke_smollm2.yaml --json
   results/real_model.json              benchmarks/real_model.py --out ...
   results/bench_toy.json               benchmarks/record_command.py ... -- python benchmarks/bench.py --json
   results/memory.json                  benchmarks/record_command.py ... -- python benchmarks/memory.py ... --json
@@ -189,31 +189,18 @@ def render_toy_sweep(data: list[dict], paths: list[Path]) -> str:
                                                                     f"; wall time {duration(d.get('wall_time_s'))}")
 
 
-def render_real_sweep(data: list[dict], paths: list[Path]) -> str:
+def render_sweep(data: list[dict], paths: list[Path]) -> str:
+    """A ``shl sweep --json`` results file: its table, its band and the config lines it suggests."""
+    from shl_analysis.sweep import format_table
+
     [d] = data
-    rows = d["results"] if isinstance(d, dict) else d
-    by = {(r["layer"], r["coeff"], r["kind"]): r for r in rows}
-    layers = sorted({r["layer"] for r in rows})
-    coeffs = sorted({r["coeff"] for r in rows if r["coeff"] > 0})
-    head = ["layer"]
-    for c in coeffs:
-        head += [f"coefficient {c:g}: trait persona / random", "NLL persona / random"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for layer in layers:
-        cells = [str(layer)]
-        for c in coeffs:
-            md, rnd = by.get((layer, c, "md")), by.get((layer, c, "rand"))
-            cells.append(f"{num(md and md['trait'])} / {num(rnd and rnd['trait'])}")
-            cells.append(f"{num(md and md['nll'], 2)} / {num(rnd and rnd['nll'], 2)}")
-        lines.append("| " + " | ".join(cells) + " |")
-    base = [r for r in rows if r["coeff"] == 0]
-    text = "\n".join(lines)
-    if base:
-        text += (f"\n\nUnsteered (coefficient 0, mean over layers' runs): trait {sum(r['trait'] for r in base) / len(base):.3f}, "
-                 f"NLL {sum(r['nll'] for r in base) / len(base):.2f}.")
-    env = d.get("environment") if isinstance(d, dict) else None
-    meta = d if isinstance(d, dict) else {}
-    return text + "\n\n" + source_line(paths[0], meta, env, "")
+    res = d["results"]
+    text = (f"`{d['command']}`: {res['model']}, {res['method']} vs a random vector of the same norm, seed "
+            f"{res['seed']}; {res['trait']} and {res['coherence']} ± one standard error.\n\n"
+            + format_table(res["rows"], res["trait"], res["coherence"]) + "\n\n" + res["summary"] + ".")
+    if res["config_lines"]:
+        text += " Config lines: `" + "`, `".join(line.strip() for line in res["config_lines"]) + "`."
+    return text + "\n\n" + source_line(paths[0], d, d.get("environment"), f"; wall time {duration(d['wall_time_s'])}")
 
 
 def render_real_pairs(data: list[dict], paths: list[Path]) -> str:
@@ -355,7 +342,7 @@ TABLES: dict[str, Table] = {
     "experiments_toy": Table(tuple(f"ablations/{n}.json" for n in TOY_EXPERIMENTS), render_experiments),
     "experiments_real": Table(tuple(f"ablations/{n}.json" for n in REAL_EXPERIMENTS), render_experiments),
     "sweep_toy": Table(("toyworld_sweep.json",), render_toy_sweep),
-    "sweep_smollm2": Table(("sweep_smollm2.json",), render_real_sweep),
+    "sweep_smollm2": Table(("sweep_smollm2.json",), render_sweep),
     "pairs_smollm2": Table(("real_model.json",), render_real_pairs),
     "times_smollm2": Table(("wall_times.json", "ablations/barrier_smollm2.json"), render_times_smollm2),
     "performance_toy": Table(("wall_times.json", "ablations/barrier_agg.json"), render_performance_toy),

@@ -42,6 +42,23 @@ def repetition_score(text: str, min_words: int = 4, min_chars: int = 16) -> floa
     return max(word_part, char_part)
 
 
+def loop_share(text: str, n: int = 4) -> float:
+    """Share of the word n-grams of ``text`` that repeat an n-gram seen earlier in it (0 when it has none).
+
+    Catches loops of any period: a 15-word sentence said 8 times scores about 7/8 (its every n-gram after the
+    first pass repeats), where ``repetition_score`` (the largest single n-gram's share) gives about 1/15; fluent
+    prose of a few dozen words scores 0 or close to it."""
+    words = words_of(text)
+    seen: set[tuple[str, ...]] = set()
+    repeated = total = 0
+    for i in range(len(words) - n + 1):
+        gram = tuple(words[i:i + n])
+        total += 1
+        repeated += gram in seen
+        seen.add(gram)
+    return repeated / total if total else 0.0
+
+
 class Repetition(api.Filter):
     """Score: the largest share any single n-gram takes among all n-grams of its kind (see ``repetition_score``).
 

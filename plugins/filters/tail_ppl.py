@@ -10,12 +10,13 @@ from pydantic import Field
 from shl import api
 
 
-def tail_perplexity(logprobs: Sequence[float], tail: float = 0.25) -> float:
-    """exp(-mean log p) over the last ceil(tail * n) of n token log-probs (at least 1); inf when n = 0."""
+def tail_perplexity(logprobs: Sequence[float], tail: float = 0.25, min_tokens: int = 1) -> float:
+    """exp(-mean log p) over the last max(ceil(tail * n), min_tokens) of n token log-probs (all of them when n is
+    smaller); inf when n = 0."""
     n = len(logprobs)
     if n == 0:
         return math.inf
-    k = min(n, max(1, math.ceil(tail * n)))
+    k = min(n, max(1, min_tokens, math.ceil(tail * n)))
     return math.exp(-sum(logprobs[n - k:]) / k)
 
 
