@@ -29,7 +29,7 @@ from .spec import ComparisonSpec
 from .tables import ENDPOINT_TEXT
 
 PAGE_NAME = "report.html"
-_NAV = {"summary": "At a glance", "declared": "Declared comparison", "results": "Comparison table",
+_NAV = {"summary": "At a glance", "declared": "Declared comparison", "results": "Comparison table", "gates": "Gates",
         "figures": "Figures", "runs": "Runs", "timings": "Timings", "software": "Software", "plugins": "Plugin versions",
         "reproduce": "Reproduce"}
 _CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
@@ -57,6 +57,7 @@ class PageInputs:
     tidy: pd.DataFrame
     lengths: RunLengths | None
     figures: list[Path]
+    gates: str = ""  # the "Gates" section of comparison.md (``gates.gates_markdown``)
 
 
 def render_page(p: PageInputs, now: dt.datetime | None = None) -> str:
@@ -72,6 +73,7 @@ def render_page(p: PageInputs, now: dt.datetime | None = None) -> str:
         ("summary", "At a glance", _summary(p)),
         ("declared", "Declared comparison", _declared(p.spec, p.arms, record)),
         ("results", heading, markdown_blocks(body, table=lambda _lines: _comparison_table(p))),
+        *([("gates", "Gates", markdown_blocks("\n".join(p.gates.splitlines()[1:])))] if p.gates else []),
         ("figures", "Figures", _figures(p)),
         ("runs", "Runs", runs_table(p.arms, p.kept, p.dropped, p.runs, p.chosen, p.tidy, p.lengths)),
     ]

@@ -19,6 +19,7 @@ from .figures import write_figures
 from .html_page import PAGE_NAME, PageInputs, render_page
 from .paired import PairedResult, paired_comparison, verdict_for
 from .power import POWER, min_detectable_effect, seeds_needed, verdict_alpha
+from .gates import compute_gates, gates_markdown
 from .results import USABLE_STATUSES, load_runs, missing_values, run_table
 from .spec import ComparisonSpec
 from .tables import _check_adaptive, _display_table, _latex_table, _markdown, latex_escape  # noqa: F401
@@ -321,8 +322,10 @@ def write_report(
     notes += hole_notes([f for f in flagged if f[3] in {m.name for m in spec.metrics}], spec.endpoint)
     compared = sorted(chosen.loc[chosen["seed"].isin(kept) & chosen["arm"].isin(arms), "run_id"]) if len(chosen) else []
     software = software_lines(out_dir, compared)
-    md = page_md = _markdown(spec, arms, kept, dropped, display, table, notes, adaptive, lengths) + "\n" + \
+    gates_md = gates_markdown(compute_gates(tidy, chosen, kept, arms, spec.alpha))
+    page_md = _markdown(spec, arms, kept, dropped, display, table, notes, adaptive, lengths) + "\n" + \
         "\n".join(f"- {line}" for line in software) + "\n"
+    md = page_md + "\n" + gates_md
     timing = stage_breakdown(run_dirs_of(out_dir, run_ids))
     md += "\n" + "\n".join(breakdown_markdown(timing)) if not timing.empty else ""
 
@@ -339,7 +342,7 @@ def write_report(
         _write("comparison.tex", _latex_table(display))
     if "html" in formats:
         _write(PAGE_NAME, render_page(PageInputs(out_dir, spec, arms, kept, dropped, display, page_md, timing, runs,
-                                                 chosen, tidy, lengths, fig_paths)))
+                                                 chosen, tidy, lengths, fig_paths, gates_md)))
     _write("tidy.csv", tidy.to_csv(index=False))
     _write("runs.csv", runs.to_csv(index=False))
     if not timing.empty:
