@@ -6,8 +6,9 @@ the steered point of the round (``steered_<metric>``: the student before the hea
 
 1. **steering moved the trait**: steered trait - prev trait > 0; its cost: prev coherence - steered coherence.
 2. **the filters kept coherent text**: the coherent share among the kept completions above that among the dropped
-   ones (``filter_kept_coherent`` / ``filter_dropped_coherent``, when an engine version records them; otherwise
-   not measured, and said so).
+   ones (``filter_kept_coherent`` / ``filter_dropped_coherent``, recorded by the engine with the first evaluator
+   that judges completions one by one, ``Evaluator.judge_coherent``; otherwise not measured, and said so; with
+   nothing dropped, the kept share alone).
 3. **the heal learned**: healed trait - prev trait > 0; reported as the share of the steering shift the healed
    student keeps.
 4. **the heal healed**: healed coherence - steered coherence > 0 (and healed coherence against the base model's).
@@ -121,9 +122,10 @@ def compute_gates(tidy: pd.DataFrame, chosen: pd.DataFrame, seeds: Iterable[int]
             filters = None
             passed: dict[int, bool | None] = {1: _passes(col["steer_shift"], alpha), 2: None,
                                               3: _passes(col["learned"], alpha), 4: _passes(col["healed"], alpha)}
-            if np.isfinite(col["kept_coh"]).any() and np.isfinite(col["dropped_coh"]).any():
+            if np.isfinite(col["kept_coh"]).any():
                 filters = (mean["kept_coh"], mean["dropped_coh"])
-                passed[2] = _passes(col["kept_coh"] - col["dropped_coh"], alpha)
+                if np.isfinite(col["dropped_coh"]).any():
+                    passed[2] = _passes(col["kept_coh"] - col["dropped_coh"], alpha)
             out.rows.append(GateRow(
                 arm, rnd, len(ds), shift, mean["cost"], learned, learned / shift if shift > 0 else math.nan,
                 healed, mean["vs_base"], learned / healed if healed > 0 else math.nan, filters, passed))
@@ -160,14 +162,19 @@ def gates_markdown(gates: Gates) -> str:
             "heal or undo: trait kept per coherence restored | verdict |",
             "|---|---|---|---|---|---|---|---|---|"]
     for r in gates.rows:
-        filt = "not measured" if r.filters is None else f"{r.filters[0]:.2f} / {r.filters[1]:.2f}"
+        if r.filters is None:
+            filt = "not measured"
+        elif not math.isfinite(r.filters[1]):
+            filt = f"{r.filters[0]:.2f} / none dropped"
+        else:
+            filt = f"{r.filters[0]:.2f} / {r.filters[1]:.2f}"
         share = f" ({r.kept_share:.0%})" if math.isfinite(r.kept_share) else ""
         out.append(f"| `{r.arm}` | {r.round} | {r.n} | {_f(r.steer_shift)} ({_f(r.coherence_cost)}) | {filt} | "
                    f"{_f(r.learned)}{share} | {_f(r.healed)} ({_f(r.vs_base)}) | "
                    f"{_f(r.trait_per_coherence, 2, signed=False)} | {r.verdict()} |")
     if any(r.filters is None for r in gates.rows):
-        out += ["", "Gate 2 is not measured: the runs record the filters' votes, not how coherent the kept and "
-                "dropped completions were."]
+        out += ["", "Gate 2 is not measured where no evaluator of the runs judges completions one by one "
+                "(``Evaluator.judge_coherent``; ``coherence`` and ``toy_exact`` do), or where the runs predate it."]
     named = [(g, lines) for g, lines in sorted(gates.failing_runs.items()) if lines]
     if named:
         out += ["", "Runs whose own difference is not above 0:"]

@@ -89,6 +89,20 @@ class Coherence(api.Evaluator):
             ctx.cache["max_ppl"] = ppls[min(len(ppls), math.ceil(p.calibration_quantile * len(ppls))) - 1]
         return ctx.cache["max_ppl"]
 
+    def _coherent(self, c: api.Completion, ppl: float, rep: float, loop: float, max_ppl: float) -> bool:
+        p = self.params
+        return len(words_of(c.text)) >= p.min_answer_words and ppl <= max_ppl and rep <= p.max_rep and loop <= p.max_loop
+
+    def judge_coherent(self, completions, ctx, cache):
+        """The same criteria as ``evaluate`` per completion; None before the threshold is known (calibrated
+        thresholds come from the run's first evaluation)."""
+        max_ppl = self.params.max_ppl if self.params.max_ppl is not None else cache.get("max_ppl")
+        if max_ppl is None:
+            return None
+        ppls = self._tail_ppls(ctx, list(completions))
+        return [self._coherent(c, ppl, repetition_score(c.text, self.params.min_words), loop_share(c.text), max_ppl)
+                for c, ppl in zip(completions, ppls)]
+
     def evaluate(self, ctx: api.EvalContext) -> dict[str, float]:
         p = self.params
         users = list(ctx.data.eval_prompts[: p.n_prompts])
@@ -99,8 +113,7 @@ class Coherence(api.Evaluator):
         ppls = self._tail_ppls(ctx, completions)
         reps = [repetition_score(c.text, p.min_words) for c in completions]
         loops = [loop_share(c.text) for c in completions]
-        ok = [len(words_of(c.text)) >= p.min_answer_words and ppl <= max_ppl and rep <= p.max_rep
-              and loop <= p.max_loop for c, ppl, rep, loop in zip(completions, ppls, reps, loops)]
+        ok = [self._coherent(c, ppl, rep, loop, max_ppl) for c, ppl, rep, loop in zip(completions, ppls, reps, loops)]
         n = len(completions)
         share = sum(ok) / n
         for c, ppl, rep, loop in list(zip(completions, ppls, reps, loops))[:2]:

@@ -254,6 +254,10 @@ class ToyExactEvaluator(Evaluator):
         n_per_prompt: int = Field(1, ge=1, le=1000, description="completions sampled per prompt")
         n_samples: int = Field(3, ge=0, le=10_000, description="completions appended to the round's samples")
 
+    def judge_coherent(self, completions, ctx, cache):
+        """Exact: the completion finished and parses under the grammar (what ``coherence`` counts)."""
+        return [bool(c.finished and parse(c.text).ok) for c in completions]
+
     def evaluate(self, ctx: EvalContext) -> dict[str, float]:
         users = list(ctx.data.eval_prompts[: self.params.n_prompts])
         completions = ctx.generate(users, n=self.params.n_per_prompt)

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Sequence
 
 from .component import Component
-from .filters import Completion, Scorer
+from .filters import Completion, FilterContext, Scorer
 
 if TYPE_CHECKING:  # pragma: no cover
     from .data import SteeringData
@@ -67,3 +67,15 @@ class Evaluator(Component):
 
     def evaluate(self, ctx: EvalContext) -> dict[str, float]:
         raise NotImplementedError
+
+    def judge_coherent(self, completions: Sequence[Completion], ctx: FilterContext,
+                       cache: dict[str, Any]) -> list[bool] | None:
+        """Optional: per completion, whether this evaluator's own coherence measure counts it as coherent.
+
+        The engine applies it to every round's steered completions, after the filters voted, and records the
+        coherent share of the kept and of the dropped ones (``filter_kept_coherent``,
+        ``filter_dropped_coherent``): the filter gate of the report (``shl_analysis.gates``). The first evaluator
+        of a config that answers is used. ``ctx.scorer`` scores under the base model (steering paused);
+        ``cache`` is this evaluator's ``EvalContext.cache`` in this run (what ``evaluate`` stored, e.g. a
+        calibrated threshold). Return None (the default) when the evaluator has no per-completion coherence."""
+        return None

@@ -48,7 +48,7 @@ ENGINE_METRICS: tuple[str, ...] = (
     "vector_norm", "cos_r0", "n_contexts_used",
     "probe_prompts_distinct", "generate_prompts_distinct",
     "kappa", "coeff", "probe_survival", "dose_reached", "dose_probes",
-    "kept", "total", "keep_share",
+    "kept", "total", "keep_share", "filter_kept_coherent", "filter_dropped_coherent",
     "lam", "tau", "tau_active_share",
     "heal_nll", "heal_loss", "heal_kl", "kl_agg", "barrier_active", "spectral_norm2", "heal_steps",
 )

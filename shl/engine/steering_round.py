@@ -147,6 +147,8 @@ def steer_round(run: Run, i: int) -> SteeredRound:
         samples = [{"kind": k, "round": r, **examples[k]} for k in ("steered_kept", "steered_dropped") if k in examples]
         row.update(kept=len(kept), total=total, keep_share=len(kept) / max(total, 1))
         row.update({f"drop_{k}": v for k, v in drops.items()})
+        with steerer.paused():
+            row.update(filter_gate(run, fctx, batches))
 
         steerer.coeff = kappa * cfg.dose.scale
         if cfg.eval.steered and run.evaluators:
@@ -169,3 +171,26 @@ def round_prompts(run: Run, pool: list[str], k: int, what: str, stream: Stream, 
         ))
     idx = cycle_indices(n, k, run.cfg.seed, stream, *keys)
     return [(pool[i], render_prompt(run.tok, pool[i], run.data.neutral_system)) for i in idx]
+
+
+def filter_gate(run: Run, fctx: FilterContext, batches: list[tuple[list[Completion], Any]]) -> dict[str, Any]:
+    """The coherent share of the kept and of the dropped completions of the round, by the first evaluator that
+    judges completions one by one (``Evaluator.judge_coherent``); {} when none does. A share over no completions
+    is None."""
+    comps = [c for cs, _ in batches for c in cs]
+    keep = [k for _, res in batches for k in res.keep]
+    for name, ev in run.evaluators:
+        try:
+            verdicts = ev.judge_coherent(comps, fctx, run.eval_caches.setdefault(name, {}))
+        except Exception as exc:
+            raise RunError(f"evaluator '{name}' raised {type(exc).__name__} in judge_coherent: {exc}") from exc
+        if verdicts is None:
+            continue
+        if len(verdicts) != len(comps):
+            raise RunError(f"evaluator '{name}': judge_coherent returned {len(verdicts)} verdicts for "
+                           f"{len(comps)} completions")
+        kept = [bool(v) for v, k in zip(verdicts, keep) if k]
+        dropped = [bool(v) for v, k in zip(verdicts, keep) if not k]
+        return {"filter_kept_coherent": sum(kept) / len(kept) if kept else None,
+                "filter_dropped_coherent": sum(dropped) / len(dropped) if dropped else None}
+    return {}

@@ -84,3 +84,18 @@ def test_no_gates_without_a_steered_trait(tmp_path):
     run.finish("complete", "ok", 0)
     gates = compute_gates(load_runs(tmp_path), run_table(tmp_path), [0], ["a"])
     assert gates.rows == [] and "gates not computed" in gates_markdown(gates)
+
+
+def test_the_filter_gate_when_the_runs_record_it(tmp_path):
+    for seed in SEEDS:
+        _write(tmp_path, "heal", seed, ARMS["heal"])
+        d = tmp_path / "runs" / f"heal__seed{seed}__abcdef012345"
+        rows = [json.loads(line) for line in (d / "metrics.jsonl").read_text().splitlines()]
+        rows[1].update(filter_kept_coherent=0.8 + NOISE[seed], filter_dropped_coherent=0.3)
+        (d / "DONE.json").unlink()
+        (d / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        RunStore(d).finish("complete", "ok", 1)
+    gates = compute_gates(load_runs(tmp_path), run_table(tmp_path), SEEDS, ["heal"])
+    [row] = gates.rows
+    assert row.filters == pytest.approx((0.805, 0.3)) and row.passed[2] is True
+    assert "| 0.81 / 0.30 |" in gates_markdown(gates)
