@@ -13,8 +13,6 @@ Results files and their writers:
   results/toyworld_sweep.json          benchmarks/record_command.py ... -- shl toyworld sweep --json
   results/sweep_smollm2.json           benchmarks/record_command.py ... -- shl sweep experiments/real/smoke_smollm2.yaml --json
   results/real_model.json              benchmarks/real_model.py --out ...
-  results/bench_toy.json               benchmarks/record_command.py ... -- python benchmarks/bench.py --json
-  results/memory.json                  benchmarks/record_command.py ... -- python benchmarks/memory.py ... --json
   results/wall_times.json              benchmarks/wall_times.py (whole commands: the quick start, one round, ...)
 """
 
@@ -39,7 +37,7 @@ REAL_EXPERIMENTS = ("barrier_smollm2",)
 
 def duration(seconds: float | None) -> str:
     if seconds is None:
-        return "not measured"
+        return "not re-measured yet (`benchmarks/wall_times.py`)"
     seconds = round(seconds)
     minutes, sec = divmod(seconds, 60)
     return f"{minutes} min {sec} s" if minutes else f"{sec} s"
@@ -162,11 +160,25 @@ def summary(rows: list[dict]) -> str:
     return "; ".join(parts)
 
 
-def render_experiments(data: list[dict], paths: list[Path]) -> str:
+def _not_measured(path: Path) -> str:
+    """A table row for a shipped experiment without a results file: its arms and question from its YAML file."""
+    import yaml
+
+    name = path.stem
+    spec = yaml.safe_load((ROOT / "experiments" / f"{name}.yaml").read_text())
+    return ("| " + " | ".join([f"`{name}.yaml`", ", ".join(spec.get("arms") or {}), cell(spec.get("description") or ""),
+                               "", "", "not re-measured with the locked install: no results file yet "
+                               f"(`python benchmarks/record_ablation.py experiments/{name}.yaml`)"]) + " |")
+
+
+def render_experiments(data: list[dict | None], paths: list[Path]) -> str:
     lines = ["| file | arms | question | seeds | wall time | what the table says (final round, Holm-corrected p) |",
              "|---|---|---|---|---|---|"]
     notes = []
     for d, path in zip(data, paths):
+        if d is None:
+            lines.append(_not_measured(path))
+            continue
         name = d["file"].removeprefix("experiments/")
         lines.append("| " + " | ".join([f"`{name}`", ", ".join(d["arms"]), cell(d.get("description") or ""),
                                         str(len(d["seeds"])), duration(d["wall_time_s"]),
@@ -255,8 +267,8 @@ def _wall_sources(walls: dict, path: Path, entries: tuple[str, ...]) -> list[str
     return lines
 
 
-def render_performance_toy(data: list[dict], paths: list[Path]) -> str:
-    walls, main = data
+def render_performance_toy(data: list[dict | None], paths: list[Path]) -> str:
+    walls, main = data[0] or {"entries": {}}, data[1]
     smoke = walls.get("entries", {}).get("smoke_run")
     runs = len(main["arms"]) * len(main["seeds"])
     rounds = main.get("trajectories", {}).get("coherence", {})
@@ -278,8 +290,8 @@ def render_performance_toy(data: list[dict], paths: list[Path]) -> str:
     return "\n".join(lines) + "\n\n" + "\n".join(notes)
 
 
-def render_times_smollm2(data: list[dict], paths: list[Path]) -> str:
-    walls, abl = data
+def render_times_smollm2(data: list[dict | None], paths: list[Path]) -> str:
+    walls, abl = data[0] or {"entries": {}}, data[1]
 
     def goal(seconds: float | None, limit: float) -> str:
         if seconds is None:
@@ -300,54 +312,26 @@ def render_times_smollm2(data: list[dict], paths: list[Path]) -> str:
     return "\n".join(lines) + "\n\n" + "\n".join(notes)
 
 
-def render_bench_toy(data: list[dict], paths: list[Path]) -> str:
-    [d] = data
-    meta = d["results"]["meta"]
-    lines = [f"On the {meta['model']} model ({meta['threads']} threads, {meta['prompts']} prompts x "
-             f"{meta['new_tokens']} new tokens, median of {meta['repeats']}):", "",
-             "| pair (A / B) | A | B | ratio |", "|---|---|---|---|"]
-    for key, v in d["results"]["results"].items():
-        lines.append(f"| {cell(key)} | {v['numerator_s']:.3f} s | {v['denominator_s']:.3f} s | {v['ratio']:.2f}x |")
-    for key, v in d["results"].get("throughput", {}).items():
-        lines.append(f"| {cell(key)} | | | {v:.1f} |")
-    return "\n".join(lines) + "\n\n" + source_line(paths[0], d, d.get("environment"), "")
-
-
-def render_memory(data: list[dict], paths: list[Path]) -> str:
-    [d] = data
-    lines = ["| vocabulary | chunk | heal step peak MiB (process) | sft | hf_sft | heal before | heal / sft memory | "
-             "heal / sft time | heal / hf_sft time | heal step s |", "|---|---|---|---|---|---|---|---|---|---|"]
-    for r in d["results"]:
-        def mem(k):
-            return f"{r[f'{k}_step_mb']:.0f} ({r[f'{k}_process_mb']:.0f})"
-        lines.append("| " + " | ".join([
-            f"{r['vocab']:,}", str(r["chunk"]), mem("heal"), mem("sft"), mem("hf_sft"), mem("heal_full"),
-            f"{r['heal_step_mb'] / r['sft_step_mb']:.2f}x",
-            f"{r['heal_s'] / r['sft_s']:.2f}x" if "heal_s" in r else "n/a",
-            f"{r['heal_s'] / r['hf_sft_s']:.2f}x" if "heal_s" in r else "n/a",
-            f"{r['heal_s']:.2f}" if "heal_s" in r else "n/a"]) + " |")
-    return "\n".join(lines) + "\n\n" + source_line(paths[0], d, d.get("environment"), "")
-
-
 # ------------------------------------------------------------------------------------------------------ the tables
 
 @dataclass(frozen=True)
 class Table:
     sources: tuple[str, ...]
     render: Callable[[list[Any], list[Path]], str]
+    optional: bool = False  # a missing results file is a row that says so (the renderer gets None), not an error
 
 
 TABLES: dict[str, Table] = {
     "main_job": Table(("ablations/barrier_agg.json",), render_main_job),
-    "experiments_toy": Table(tuple(f"ablations/{n}.json" for n in TOY_EXPERIMENTS), render_experiments),
+    "experiments_toy": Table(tuple(f"ablations/{n}.json" for n in TOY_EXPERIMENTS), render_experiments, optional=True),
     "experiments_real": Table(tuple(f"ablations/{n}.json" for n in REAL_EXPERIMENTS), render_experiments),
     "sweep_toy": Table(("toyworld_sweep.json",), render_toy_sweep),
     "sweep_smollm2": Table(("sweep_smollm2.json",), render_sweep),
     "pairs_smollm2": Table(("real_model.json",), render_real_pairs),
-    "times_smollm2": Table(("wall_times.json", "ablations/barrier_smollm2.json"), render_times_smollm2),
-    "performance_toy": Table(("wall_times.json", "ablations/barrier_agg.json"), render_performance_toy),
-    "bench_toy": Table(("bench_toy.json",), render_bench_toy),
-    "memory": Table(("memory.json",), render_memory),
+    "times_smollm2": Table(("wall_times.json", "ablations/barrier_smollm2.json"), render_times_smollm2,
+                           optional=True),
+    "performance_toy": Table(("wall_times.json", "ablations/barrier_agg.json"), render_performance_toy,
+                             optional=True),
 }
 
 BLOCK = re.compile(r"(<!-- table:(?P<name>[a-z0-9_]+)[^>]*-->\n)(?P<body>.*?)(\n<!-- /table:(?P=name) -->)", re.S)
@@ -364,6 +348,9 @@ def render(name: str, root: Path = ROOT) -> str:
     for p in paths:
         full = root / p
         if not full.exists():
+            if table.optional:
+                data.append(None)
+                continue
             raise Missing(f"table {name}: its results file {p} does not exist")
         data.append(json.loads(full.read_text()))
     return table.render(data, paths)
