@@ -56,7 +56,7 @@ def run(store: Path) -> None:
 def collect(store: Path) -> dict[str, list[dict]]:
     """Every run's metrics rows (``metrics.jsonl``), by run directory name."""
     out = {}
-    for run_dir in sorted((store / "runs").iterdir()):
+    for run_dir in sorted(p for p in (store / "runs").iterdir() if p.is_dir()):  # not the .shl-dir marker
         rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
         out[run_dir.name] = rows
     return out

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -182,7 +183,7 @@ def _sweep(args) -> int:
         print(format_sweep(rows, args.prompts))
     if plot is not None:
         plot_sweep(rows, plot)
-        print(f"plot written to {plot}")
+        print(f"plot written to {plot}", file=sys.stderr if args.json else sys.stdout)  # stdout: only JSON
     return 0
 
 
