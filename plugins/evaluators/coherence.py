@@ -52,8 +52,9 @@ class Coherence(api.Evaluator):
                                          "coherent; null = calibrated to the base model (see calibration_quantile)")
         calibration_quantile: float = Field(0.99, gt=0.0, le=1.0, description="with max_ppl null: the threshold is "
                                             "this quantile of the base model's own answers' tail perplexities")
-        n_calibration: int = Field(64, ge=8, le=100_000, description="with max_ppl null: generation-pool prompts "
-                                   "the base model answers to calibrate the threshold (once per run)")
+        n_calibration: int = Field(64, ge=8, le=100_000, description="with max_ppl null: base-model answers to "
+                                   "generation-pool prompts that calibrate the threshold (once per run; several "
+                                   "per prompt when the pool is smaller)")
         max_rep: float = Field(0.5, ge=0.0, le=1.0, description="highest repetition score still counted as coherent")
         max_loop: float = Field(0.25, ge=0.0, le=1.0, description="highest share of repeated word 4-grams still "
                                 "counted as coherent")
@@ -78,10 +79,11 @@ class Coherence(api.Evaluator):
         if "max_ppl" not in ctx.cache:
             eval_set = set(ctx.data.eval_prompts)
             pool = [u for u in ctx.data.prompts if u not in eval_set][: p.n_calibration]
-            if len(pool) < 8:
-                raise ValueError(f"coherence: calibrating max_ppl needs at least 8 generation-pool prompts that are "
-                                 f"not eval prompts; the data has {len(pool)} (set max_ppl)")
-            answers = ctx.generate(pool, model="base", key="coherence-calibration")
+            if not pool:
+                raise ValueError("coherence: calibrating max_ppl needs generation-pool prompts that are not eval "
+                                 "prompts; the data has none (set max_ppl)")
+            per_prompt = -(-p.n_calibration // len(pool))  # a small pool: several answers per prompt
+            answers = ctx.generate(pool, n=per_prompt, model="base", key="coherence-calibration")
             ppls = sorted(x for x in self._tail_ppls(ctx, answers) if math.isfinite(x))
             if not ppls:
                 raise ValueError("coherence: the base model's calibration answers are all empty (set max_ppl)")

@@ -205,6 +205,18 @@ def test_the_threshold_is_calibrated_on_the_base_models_own_answers_to_other_pro
     assert out["coherence"] == pytest.approx(2 / 5)  # text perplexity e^1 is under 18: loops and empty still fail
 
 
-def test_calibration_needs_prompts_outside_the_eval_set(data):
-    with pytest.raises(ValueError, match="calibrating max_ppl needs at least 8 generation-pool prompts"):
-        Coherence().evaluate(make_ctx(data, coherence_generate, FixedScorer(lambda c, m: [0.0])))
+def test_a_small_pool_gives_several_answers_per_prompt_and_no_pool_is_an_error(data):
+    calls = []
+
+    def generate(users, n=1, system=None, key=None, model="student"):
+        calls.append((tuple(users), n, key))
+        return [c for _ in range(n) for c in hand_generate(users, 1, system, key, model)]
+
+    small = hand_data()
+    small.prompts[:] = ["pool 0", "pool 1", "pool 2"] + list(HAND)  # 3 prompts outside the eval set
+    Coherence(Coherence.Params(n_calibration=64)).evaluate(make_ctx(small, generate, hand_scorer(pool_ppls=[2, 3, 4])))
+    assert calls[0] == (("pool 0", "pool 1", "pool 2"), 22, "coherence-calibration")  # ceil(64 / 3) each
+    none = hand_data()
+    none.prompts[:] = list(HAND)
+    with pytest.raises(ValueError, match="calibrating max_ppl needs generation-pool prompts that are not eval"):
+        Coherence().evaluate(make_ctx(none, hand_generate, hand_scorer()))
