@@ -195,8 +195,8 @@ def render_toy_sweep(data: list[dict], paths: list[Path]) -> str:
     rows = d["results"]
     table = format_sweep(rows, 0).split("\n")[2:]
     table = [line.replace(" +- ", " ± ") for line in table]
-    head = (f"Layer {rows[0]['layer']}, mean-diff vector of norm {rows[0]['vector_norm']:.3g}; cells are exact shares "
-            f"± one standard error.")
+    head = (f"Layer {rows[0]['layer']}, mean-diff vector of norm {rows[0]['vector_norm']:.3g}; coherence is the exact "
+            f"share that parses, trait the Rao-Blackwellised share of the positive pole, ± one standard error.")
     return head + "\n\n" + "\n".join(table) + "\n\n" + source_line(paths[0], d, d.get("environment"),
                                                                     f"; wall time {duration(d.get('wall_time_s'))}")
 

@@ -54,8 +54,7 @@ def test_steering_moves_the_trait_and_a_random_vector_of_the_same_norm_does_not(
     for method in ("mean_diff", "random"):
         cfg = load_run_config(ROOT / "experiments/real/smoke_smollm2.yaml", [f"steer.method={method}"], host.registry)
         run = Run(cfg, host, data_root=ROOT / "experiments/real")
-        run._components()
-        run._load()
+        run.prepare()
         from shl.engine.extract import extract_pairs
 
         pairs = extract_pairs(run.stack.model, run.tok, run.data, run.data.contexts[:32], run.layers, "prompt_mean", 32)
