@@ -21,7 +21,8 @@ def rows(run: Path) -> list[dict]:
 def test_the_shipped_round_runs_end_to_end(smoke_run: Path):
     assert inspect_run(smoke_run).status == "complete"
     base, r1 = rows(smoke_run)
-    assert base["trait_logodds"] == 0.0 and 0.0 <= base["coherence"] <= 1.0
+    assert base["trait_logodds"] == 0.0
+    assert base["coherence"] >= 0.95  # the base model's own answers, under the threshold calibrated to it
     assert r1["kept"] >= 8 and 0.2 <= r1["kappa"] <= 1.0
     for key in ("coherence", "trait_logodds", "steered_coherence", "steered_trait_logodds", "heal_nll", "kl_agg"):
         assert isinstance(r1[key], float), key
