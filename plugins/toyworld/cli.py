@@ -9,7 +9,6 @@ norm (the control: it should move coherence, not the trait).
 from __future__ import annotations
 
 import json
-import math
 import sys
 import time
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 from shl import cli_types as types
 from shl.errors import ShlError
 from shl.plugin_commands import Command
+from shl.sweep import parse_numbers
 
 DEFAULT_COEFFS = [0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 5.0]
 DEFAULT_LAYER = 1
@@ -141,22 +141,6 @@ def sweep(variant: str = "default", seed: int = 0, coeffs: list[float] | None = 
 PLOT_FORMATS = (".png", ".svg", ".pdf")
 
 
-def parse_coeffs(text: str | None) -> list[float] | None:
-    """``--coeffs 0,1.5,3`` -> [0.0, 1.5, 3.0]: finite numbers with |c| <= 1e4, at least one; None = default."""
-    if text is None:
-        return None
-    try:
-        coeffs = [float(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise ShlError(f"--coeffs: expected comma-separated numbers, got {text!r}") from None
-    if not coeffs:
-        raise ShlError(f"--coeffs: no numbers in {text!r}")
-    bad = [c for c in coeffs if not math.isfinite(c) or abs(c) > 1e4]
-    if bad:
-        raise ShlError(f"--coeffs: {bad[0]} is not a finite coefficient in [-1e4, 1e4]")
-    return coeffs
-
-
 def check_plot_path(text: str | None) -> Path | None:
     if text is None:
         return None
@@ -169,7 +153,7 @@ def check_plot_path(text: str | None) -> Path | None:
 
 
 def _sweep(args) -> int:
-    coeffs = parse_coeffs(args.coeffs)
+    coeffs = parse_numbers(args.coeffs, "coeffs")  # shl sweep's own parsing
     layer = _parse_layer(args.layer)
     plot = check_plot_path(args.plot)
     from rich.console import Console
