@@ -58,6 +58,7 @@ def generate(
     seed: int = 0,
     steerer: Any = None,
     impl: str | None = None,
+    logprobs: bool = False,
 ) -> list[Completion]:
     """Sample one completion per ``(user, prompt_ids)``; deterministic for ``seed`` on CPU.
 
@@ -65,7 +66,10 @@ def generate(
     decode loop (:func:`sample_batch`): a preallocated KV cache and finished rows dropped from the forward; it
     samples with a ``torch.Generator`` on the model's device. ``impl="hf"`` calls ``model.generate`` (kept for
     comparison: it draws the same random numbers, see :func:`sample_batch`), which samples from torch's global
-    RNG only, so that RNG is seeded from the same stream for the call and restored after it."""
+    RNG only, so that RNG is seeded from the same stream for the call and restored after it.
+    ``logprobs``: with ``impl="fast"``, each completion's ``meta["logprobs"]`` holds the generating model's
+    log-probability of each of its tokens (the raw distribution, before temperature and top-p), as the model
+    computed it while sampling; the sampled tokens are the same either way."""
     import torch
 
     impl = impl or GENERATE_IMPL
@@ -86,8 +90,10 @@ def generate(
             with torch.no_grad():
                 if impl == "fast":
                     gen = torch_generator(seed, Stream.BATCH, b, device=device)
+                    lps: list[list[float]] | None = [] if logprobs else None
                     new = sample_batch(model, ids, mask, max_new_tokens=max_new_tokens, temperature=temperature,
-                                       top_p=top_p, pad_id=pid, stops=stops, steerer=steerer, generator=gen)
+                                       top_p=top_p, pad_id=pid, stops=stops, steerer=steerer, generator=gen,
+                                       logprobs=lps)
                 else:
                     with seeded_global_rng(device, seed, Stream.BATCH, b):
                         hf_out = model.generate(
@@ -103,6 +109,7 @@ def generate(
                             eos_token_id=sorted(stops),
                         )
                     new = hf_out[:, ids.shape[1]:].tolist()
+                    lps = None
         finally:
             if steerer is not None:
                 steerer.prefill_mask = None
@@ -121,6 +128,7 @@ def generate(
                 completion_ids=toks,
                 text=tokenizer.decode(body, skip_special_tokens=True).strip(),
                 finished=finished,
+                meta={"logprobs": lps[row][: len(toks)]} if lps is not None else {},
             )
     return [c for c in out if c is not None]
 
@@ -224,6 +232,7 @@ def sample_batch(
     steerer: Any = None,
     compact: float = 0.125,
     generator: Any = None,
+    logprobs: list[list[float]] | None = None,
 ) -> list[list[int]]:
     """Sample continuations of a left-padded batch; returns the new tokens per row (pad after a stop token).
 
@@ -237,6 +246,8 @@ def sample_batch(
     bitwise the same product; on CPU here it is (tests compare the token streams with ``model.generate``).
     ``generator``: the ``torch.Generator`` (on the batch's device) to sample from; a generator seeded with s draws
     the numbers the global RNG draws after ``torch.manual_seed(s)``, which is what ``model.generate`` uses.
+    ``logprobs``: a list to fill with each row's log-probability of its new tokens under the raw distribution
+    (before the warpers); computed after the draw, so the draws do not change.
     """
     import inspect
 
@@ -257,6 +268,7 @@ def sample_batch(
     rows = torch.arange(batch, device=device)  # batch rows still in the forward
     unfinished = torch.ones(batch, dtype=torch.bool, device=device)
     out = torch.full((batch, max_new_tokens), pad_id, dtype=torch.long, device=device)
+    lp_out = torch.zeros((batch, max_new_tokens), dtype=torch.float32, device=device) if logprobs is not None else None
     inputs: dict[str, Any] = {"input_ids": ids, "attention_mask": attn}
     if use_pos:
         inputs["position_ids"] = pos
@@ -270,10 +282,13 @@ def sample_batch(
             full = logits.new_zeros((batch, logits.shape[-1]))
             full[rows] = logits
             logits = full
+        raw = logits
         for w in warpers:
             logits = w(None, logits)
         probs = torch.nn.functional.softmax(logits, dim=-1)
         nxt = torch.multinomial(probs, num_samples=1, generator=generator).squeeze(1)
+        if lp_out is not None:
+            lp_out[:, step] = torch.log_softmax(raw, dim=-1).gather(1, nxt[:, None]).squeeze(1)
         nxt = torch.where(unfinished, nxt, torch.full_like(nxt, pad_id))
         out[:, step] = nxt
         steps = step + 1
@@ -300,4 +315,6 @@ def sample_batch(
             inputs["attention_mask"] = None
         if use_pos:
             inputs["position_ids"] = last
+    if logprobs is not None:
+        logprobs.extend(lp_out[:, :steps].tolist())
     return out[:, :steps].tolist()

@@ -185,6 +185,7 @@ class EngineScorer(Scorer):
         self.batch_size = batch_size
         self.prompt_cache = prompt_cache  # the run's PromptCache: the base model's prompts, reused
         self.base_states = base_states  # the round's BaseStates: base final states kept for the heal's reference
+        self._base_logprobs: dict[tuple[tuple[int, ...], tuple[int, ...]], list[float]] = {}
 
     def _state(self, model: str):
         if model not in ("base", "student"):
@@ -195,10 +196,31 @@ class EngineScorer(Scorer):
         return pause, self.adapters.disabled()
 
     def logprobs(self, completions: Sequence[Completion], model: str = "base") -> list[list[float]]:
+        """The base model's scores are kept for this scorer's life (the base never changes): a completion that
+        a filter scored and an evaluator's ``judge_coherent`` scores again runs once."""
         pause, state = self._state(model)
-        cache, keep = (self.prompt_cache, self.base_states) if model == "base" else (None, None)
-        with pause, state:
-            return completion_logprobs(self.adapters.model, self.tokenizer, completions, self.batch_size, cache, keep)
+        if model != "base":
+            with pause, state:
+                return completion_logprobs(self.adapters.model, self.tokenizer, completions, self.batch_size)
+        memo = self._base_logprobs
+        keys = [(tuple(c.prompt_ids), tuple(c.completion_ids)) for c in completions]
+        todo = [(k, c) for k, c in zip(keys, completions) if k not in memo]  # duplicates too: batches as always
+        if todo:
+            with pause, state:
+                scored = completion_logprobs(self.adapters.model, self.tokenizer, [c for _, c in todo],
+                                             self.batch_size, self.prompt_cache, self.base_states)
+            for (k, _), lp in zip(todo, scored):
+                memo.setdefault(k, lp)
+        return [list(memo[k]) for k in keys]
+
+    def remember_base(self, completions: Sequence[Completion]) -> None:
+        """Take the base model's own log-probabilities that generation recorded (``meta["logprobs"]`` of
+        completions the base model sampled, ``generate(logprobs=True)``) as their base scores: scoring them again
+        would recompute what the sampler already computed. The meta entry is removed."""
+        for c in completions:
+            lp = c.meta.pop("logprobs", None)
+            if lp is not None and len(lp) == len(c.completion_ids):
+                self._base_logprobs.setdefault((tuple(c.prompt_ids), tuple(c.completion_ids)), list(lp))
 
     def token_probs(
         self,

@@ -45,7 +45,7 @@ def test_student_logprobs_are_steered_while_steering_is_active_and_base_never(ri
     plain_base = scorer.logprobs(comps, model="base")
     with steerer.installed(stack.model):
         steered_student = scorer.logprobs(comps, model="student")
-        steered_base = scorer.logprobs(comps, model="base")
+        steered_base = EngineScorer(stack.model, tok, stack, steerer, batch_size=2).logprobs(comps, model="base")
         with steerer.paused():
             paused_student = scorer.logprobs(comps, model="student")
         assert steerer.active  # the scorer leaves the steering as it found it
@@ -54,6 +54,27 @@ def test_student_logprobs_are_steered_while_steering_is_active_and_base_never(ri
     torch.testing.assert_close(flat(steered_base), flat(plain_base), rtol=0, atol=1e-5)
     torch.testing.assert_close(flat(paused_student), flat(plain_student), rtol=0, atol=1e-5)
     assert (flat(plain_student) - flat(plain_base)).abs().max() > 1e-3  # the adapter is on for "student"
+
+
+def test_base_scores_are_computed_once_per_scorer(rig, monkeypatch):
+    """The base never changes: a completion scored again (a filter's, then the filter gate's judge) is not run
+    again, and the new ones of a mixed call are the ones computed."""
+    from shl.engine import scoring
+
+    stack, tok, steerer, prompts = rig
+    comps = generate(stack.model, tok, prompts, max_new_tokens=6, seed=0)
+    more = generate(stack.model, tok, prompts[:2], max_new_tokens=4, seed=9)
+    scorer = EngineScorer(stack.model, tok, stack, steerer, batch_size=8)
+    ran = []
+    real = scoring.completion_logprobs
+    monkeypatch.setattr(scoring, "completion_logprobs", lambda m, t, cs, *a: ran.append(len(cs)) or real(m, t, cs, *a))
+    first = scorer.logprobs(comps, model="base")
+    again = scorer.logprobs(list(reversed(comps)) + more, model="base")
+    student = scorer.logprobs(comps, model="student")
+    assert ran == [len(comps), len(more), len(comps)]  # only the new ones ran; the student is never memoised
+    assert again[: len(comps)] == list(reversed(first))
+    assert again[len(comps):] == EngineScorer(stack.model, tok, stack, None, batch_size=8).logprobs(more, "base")
+    assert student != first
 
 
 @pytest.mark.parametrize("temperature,top_p", [(1.0, 1.0), (0.7, 0.9)])
@@ -147,3 +168,31 @@ def test_prompt_cache_scores_equal_the_full_forward(load, arch):
     assert len(cache.entries) == len({tuple(p) for _, p in prompts})
     assert completion_logprobs(model, tok, comps, 4, cache) == cached  # warm: the same numbers
     assert completion_logprobs(model, tok, comps, 4, PromptCache(budget_mb=0)) == full  # nothing fits: full path
+
+
+@pytest.mark.parametrize("temperature,top_p", [(1.0, 1.0), (0.7, 0.9)])
+def test_generation_records_the_models_own_logprobs_and_the_scorer_takes_them(rig, monkeypatch, temperature,
+                                                                               top_p):
+    """``generate(logprobs=True)``: the raw log-probability of each sampled token (before the warpers), equal to
+    what the scorer computes; the tokens are the same as without it. ``remember_base`` makes them the base
+    scores, so the base model does not run again."""
+    from shl.engine import scoring
+
+    stack, tok, _, prompts = rig
+    with stack.disabled() as base:
+        plain = generate(base, tok, prompts, max_new_tokens=6, seed=4, temperature=temperature, top_p=top_p)
+        comps = generate(base, tok, prompts, max_new_tokens=6, seed=4, temperature=temperature, top_p=top_p,
+                         logprobs=True)
+    assert [c.completion_ids for c in comps] == [c.completion_ids for c in plain]
+    recorded = [c.meta["logprobs"] for c in comps]
+    scorer = EngineScorer(stack.model, tok, stack, None, batch_size=2)
+    want = EngineScorer(stack.model, tok, stack, None, batch_size=2).logprobs(comps, model="base")
+    for got, exp in zip(recorded, want):
+        torch.testing.assert_close(torch.tensor(got), torch.tensor(exp), rtol=0, atol=1e-4)
+    scorer.remember_base(comps)
+    assert all("logprobs" not in c.meta for c in comps)
+    ran = []
+    real = scoring.completion_logprobs
+    monkeypatch.setattr(scoring, "completion_logprobs", lambda m, t, cs, *a: ran.append(len(cs)) or real(m, t, cs, *a))
+    assert scorer.logprobs(comps, model="base") == recorded and ran == []
+
