@@ -77,7 +77,7 @@ def environment(device: str | None = None) -> dict[str, Any]:
         "cores": os.cpu_count(),
         "threads": torch.get_num_threads(),
         "libraries": library_versions(),
-        "torch_build": {"cuda": torch.version.cuda, "cpu_capability": _cpu_capability()},
+        "torch_build": {"cuda": torch.version.cuda, "cpu_capability": cpu_capability()},
         "shl": shl_source(),
     }
     if device is not None:
@@ -89,7 +89,7 @@ def environment(device: str | None = None) -> dict[str, Any]:
     return env
 
 
-def _cpu_capability() -> str | None:
+def cpu_capability() -> str | None:
     try:
         import torch
 

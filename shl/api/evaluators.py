@@ -21,7 +21,11 @@ class EvalContext:
     "steered" point and off otherwise); ``model="base"`` is the base model (adapters and steering off).
     ``system`` defaults to the data's neutral system prompt (pass a persona's system prompt to condition).
     ``cache`` is a dict private to this evaluator that persists across the run's evaluations (e.g. for base
-    model completions, which do not change between rounds).
+    model completions, which do not change between rounds). ``lasting`` is a dict private to this evaluator that
+    persists across RUNS (JSON values only; on disk, see ``shl.engine.lasting``): every run with the same model,
+    data, device, dtype, evaluator params and generation settings sees what an earlier one stored. Keep there only
+    what depends on nothing else (never on the run seed, the round or the student): a calibration on the base
+    model, sampled with ``generate(..., per_seed=False)``.
     ``render(user, system)`` returns the token ids of a rendered chat prompt (ending at the assistant turn), to
     build ``Completion`` objects for the scorer.
     ``scorer`` scores under "base" or "student" (the current state: steered at the steered point, like
@@ -32,7 +36,9 @@ class EvalContext:
     the seed from the run seed and ``k`` alone: two calls with the same key (say, the base model's answers and the
     student's) sample with the same random numbers, whichever model and call number, and within one evaluation
     every evaluator asking for the same users, system prompt, model and key gets the same completions, sampled
-    once (``coherence`` and ``persona_logodds`` share their answers under ``key="answers"``). ``seed`` is a per-(run seed,
+    once (``coherence`` and ``persona_logodds`` share their answers under ``key="answers"``); with
+    ``per_seed=False`` (and a key) the random numbers depend on the key alone, the same in every run of every
+    seed. ``seed`` is a per-(run seed,
     evaluator) integer (the same every round) for any extra randomness. ``tokenizer`` and ``data`` are the
     run's. ``round`` is the round of the metrics row (0: the base model); ``steered`` is True while the steered
     point is evaluated. Append a few completions worth reading to ``samples`` (dicts with at least "user" and "text"); the
@@ -49,6 +55,7 @@ class EvalContext:
     steered: bool = False
     samples: list[dict[str, Any]] = field(default_factory=list)
     cache: dict[str, Any] = field(default_factory=dict)
+    lasting: dict[str, Any] = field(default_factory=dict)
 
 
 class Evaluator(Component):

@@ -34,6 +34,7 @@ def evaluate(
     prefix: str = "",
     caches: dict[str, dict[str, Any]] | None = None,
     origins: dict[str, str] | None = None,
+    lasting: dict[str, dict[str, Any]] | None = None,
 ) -> tuple[dict[str, float | None], list[dict[str, Any]]]:
     """Metrics (keys prefixed, e.g. ``steered_``) and samples.
 
@@ -43,7 +44,7 @@ def evaluate(
     the same random numbers (on CPU; GPU kernels add float noise).
 
     ``origins``: per evaluator name, where it comes from (`` (plugin 'p', distribution d v)``), appended to the
-    RunError when that evaluator fails."""
+    RunError when that evaluator fails. ``lasting``: per evaluator name, its ``EvalContext.lasting`` dict."""
     metrics: dict[str, float | None] = {}
     owners: dict[str, str] = {}
     samples: list[dict[str, Any]] = []
@@ -53,16 +54,20 @@ def evaluate(
         origin = (origins or {}).get(name, "")
 
         def gen(users: Sequence[str], n: int = 1, system: str | None = "__neutral__", model: str = "student",
-                key: str | None = None, _name: str = name):
+                key: str | None = None, per_seed: bool = True, _name: str = name):
             if model not in ("student", "base"):
                 raise ValueError(f"generate: model must be 'student' or 'base', got {model!r}")
+            if not per_seed and key is None:
+                raise ValueError("generate: per_seed=False needs a key (the random numbers come from the key alone)")
             sys_prompt = data.neutral_system if system == "__neutral__" else system
             prompts = [(u, render_prompt(tokenizer, u, sys_prompt)) for u in users for _ in range(n)]
             calls[0] += 1
             if key is not None:
-                memo = (tuple(users), n, sys_prompt, model, key)
+                memo = (tuple(users), n, sys_prompt, model, key, per_seed)
                 if memo not in keyed:
-                    keyed[memo] = sample(prompts, model, derive_seed(seed, Stream.EVAL, "key", key))
+                    root = seed if per_seed else 0
+                    keyed[memo] = sample(prompts, model, derive_seed(root, Stream.EVAL, "key" if per_seed else
+                                                                     "key-any-seed", key))
                 return list(keyed[memo])
             return sample(prompts, model, derive_seed(seed, Stream.EVAL, _name, model, calls[0]))
 
@@ -70,8 +75,12 @@ def evaluate(
             kwargs = dict(max_new_tokens=max_new_tokens, batch_size=batch_size, temperature=EVAL_TEMPERATURE,
                           top_p=EVAL_TOP_P, seed=sample_seed)
             if model == "base":
+                remember = getattr(scorer, "remember_base", None)  # the sampler's log-probs are the base's scores
                 with stack.disabled() as base, (steerer.paused() if steerer is not None else nullcontext()):
-                    return generate(base, tokenizer, prompts, **kwargs)
+                    comps = generate(base, tokenizer, prompts, logprobs=remember is not None, **kwargs)
+                if remember is not None:
+                    remember(comps)
+                return comps
             return generate(stack.model, tokenizer, prompts, steerer=steerer, **kwargs)
 
         ctx = EvalContext(
@@ -84,6 +93,7 @@ def evaluate(
             round=round,
             steered=steerer is not None,
             cache=caches.setdefault(name, {}) if caches is not None else {},
+            lasting=lasting.setdefault(name, {}) if lasting is not None else {},
         )
         try:
             out = ev.evaluate(ctx)

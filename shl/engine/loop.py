@@ -22,6 +22,7 @@ from .evaluate import evaluate
 from .heal_step import heal_step
 from .oom import oom_as_run_error
 from .base_states import BaseStates
+from .lasting import LastingEntry, lasting_key
 from .prompt_cache import PromptCache
 from .result import RunResult
 from .run_setup import set_up_run
@@ -70,6 +71,7 @@ class Run:
         self.echo = echo
         self.shared_dir = shared_dir
         self.eval_caches: dict[str, dict[str, Any]] = {}
+        self._lasting: dict[str, LastingEntry] | None = None  # per evaluator: its EvalContext.lasting, on disk
         self.prompt_cache = PromptCache()  # the base model's prompts, computed once per run for scoring
         self.base_states = BaseStates()  # the round's base states the filters kept, for a base reference
         self.metrics: list[dict[str, Any]] = []
@@ -225,13 +227,42 @@ class Run:
         cfg = self.cfg
         scorer = EngineScorer(self.stack.model, self.tok, self.stack, steerer, cfg.eval.batch_size,
                               self.prompt_cache)
+        lasting = self._lasting_entries()
         metrics, samples = evaluate(
             self.evaluators, self.stack, self.tok, self.data, scorer,
             seed=cfg.seed, round=round_, max_new_tokens=cfg.eval.max_new_tokens,
             batch_size=cfg.eval.batch_size, steerer=steerer, prefix=prefix, caches=self.eval_caches,
             origins={e.name: self.origin(f"eval.evaluators[{j}]") for j, e in enumerate(cfg.eval.evaluators or [])},
+            lasting={name: entry.data for name, entry in lasting.items()},
         )
+        for name, entry in lasting.items():
+            if entry.save():
+                self.log(f"evaluator '{name}': kept what it computed from the base model for later runs ({entry.path})")
         return metrics, samples[: max(cfg.eval.samples, 0)]
+
+    def _lasting_entries(self) -> dict[str, LastingEntry]:
+        """Each evaluator's lasting entry (``engine/lasting.py``), loaded once per run; not kept on disk when the
+        model has no identity."""
+        if self._lasting is None:
+            from ..config.data_path import data_digest
+            from ..config.identity import model_identity
+
+            cfg = self.cfg
+            try:
+                ident = self._model_identity or model_identity(cfg.model_dump(mode="json"), self.host.registry)
+                digest = data_digest(self.data.source)
+            except Exception:
+                ident = digest = None
+            self._lasting = {}
+            for j, (name, ev) in enumerate(self.evaluators):
+                params = ev.params.model_dump(mode="json") if hasattr(ev.params, "model_dump") else repr(ev.params)
+                key = None if ident is None or digest is None else lasting_key(
+                    name, params, self.components.get(f"eval.evaluators[{j}]"), type(ev), ident, digest,
+                    str(self.device), str(self.dtype),
+                    {"max_new_tokens": cfg.eval.max_new_tokens, "batch_size": cfg.eval.batch_size,
+                     "neutral_system": self.data.neutral_system})
+                self._lasting[name] = LastingEntry(key)
+        return self._lasting
 
     def _loop(self) -> tuple[str, str]:
         cfg = self.cfg

@@ -28,8 +28,8 @@ def test_the_sweep_measures_what_a_run_measures(tmp_path: Path):
     base = cells[(None, 0.0, "none")]
     assert {k: base[k] for k in rows[0] if k != "round"} == {k: v for k, v in rows[0].items() if k != "round"}
     steered = cells[(1, coeff, "mean_diff")]
-    assert {k: steered[k] for k in ("trait", "trait_se", "coherence", "rep", "tail_ppl")} == \
-        {k: rows[1][f"steered_{k}"] for k in ("trait", "trait_se", "coherence", "rep", "tail_ppl")}
+    assert {k: steered[k] for k in ("trait", "trait_se", "coherence", "rep", "span_ppl")} == \
+        {k: rows[1][f"steered_{k}"] for k in ("trait", "trait_se", "coherence", "rep", "span_ppl")}
     for c in (coeff, 2 * coeff):
         assert cells[(1, c, "random")]["vector_norm"] == pytest.approx(cells[(1, c, "mean_diff")]["vector_norm"],
                                                                        rel=1e-6)

@@ -225,3 +225,31 @@ def test_a_base_reference_reuses_the_filters_base_states_and_sharing_still_match
     alone = Run(arm_b, host, RunStore(tmp_path / "b_alone")).execute()
     assert (tmp_path / "b_shared" / "metrics.jsonl").read_text() == (tmp_path / "b_alone" / "metrics.jsonl").read_text()
     assert shared.status == alone.status == "complete"
+
+
+def test_the_coherence_calibration_lasts_across_runs_and_seeds(host, tmp_path, monkeypatch):
+    """The calibration is a property of the model, the data and the evaluator: the first run computes it and keeps
+    it under $SHL_CACHE_DIR/evaluators; a run of another seed reads it (no calibration answers sampled) and
+    gets the same thresholds; other params are another entry."""
+    from shl.engine import evaluate as evaluate_mod
+
+    monkeypatch.setenv("SHL_CACHE_DIR", str(tmp_path / "cache"))
+    sampled = []
+    real = evaluate_mod.generate
+    monkeypatch.setattr(evaluate_mod, "generate", lambda m, t, prompts, **kw: sampled.append(len(prompts)) or
+                        real(m, t, prompts, **kw))
+    evaluators = [{"name": "coherence", "params": {"n_prompts": 8, "n_calibration": 24}}]
+    first, _ = run(host, config(host, **{"eval.evaluators": evaluators, "loop.rounds": 1}), tmp_path / "a")
+    calibrations = sampled.count(24)
+    entries = list((tmp_path / "cache" / "evaluators").glob("*.json"))
+    sampled.clear()
+    second, _ = run(host, config(host, seed=4, **{"eval.evaluators": evaluators, "loop.rounds": 1}), tmp_path / "b")
+    assert first.status == second.status == "complete"
+    assert calibrations == 1 and sampled.count(24) == 0
+    assert len(entries) == 1 and json.loads(entries[0].read_text())["calibrated"] == [
+        first.metrics[0]["coherence_max_head_ppl"], first.metrics[0]["coherence_max_span_ppl"]]
+    for key in ("coherence_max_head_ppl", "coherence_max_span_ppl"):
+        assert first.metrics[0][key] == second.metrics[0][key] == second.metrics[-1][key]
+    other = [{"name": "coherence", "params": {"n_prompts": 8, "n_calibration": 24, "calibration_quantile": 0.5}}]
+    run(host, config(host, **{"eval.evaluators": other, "loop.rounds": 1}), tmp_path / "c")
+    assert len(list((tmp_path / "cache" / "evaluators").glob("*.json"))) == 2
