@@ -117,3 +117,45 @@ def format_table(rows: Sequence[dict[str, Any]], trait: str, coherence: str) -> 
             lines.append(f"| {layer} | {coeff:g} | {pm(md, trait)} | {pm(md, coherence)} | {pm(rnd, trait)} | "
                          f"{pm(rnd, coherence)} |")
     return "\n".join(lines)
+
+
+TRAIT_MEASURES = ("trait", "trait_logodds")  # the built-in trait measures whose agreement a sweep reports
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """How two trait measures agree across a sweep's cells (the unsteered one, every steered one and every
+    random control): Pearson's r with its 95% interval (Fisher's z), Spearman's rho, over ``n`` cells."""
+
+    a: str
+    b: str
+    n: int
+    r: float
+    r_low: float
+    r_high: float
+    rho: float
+
+    def summary(self) -> str:
+        return (f"{self.a} and {self.b} agree across the {self.n} cells: Pearson r = {self.r:.2f} "
+                f"[{self.r_low:.2f}, {self.r_high:.2f}] (95%), Spearman rho = {self.rho:.2f}")
+
+
+def agreement(rows: Sequence[dict[str, Any]], measures: Sequence[str] = TRAIT_MEASURES) -> list[Agreement]:
+    """Each pair of the trait ``measures`` the rows report (finite in at least 4 cells): their agreement."""
+    from scipy import stats
+
+    present = [m for m in measures if sum(math.isfinite(_num(r, m)) for r in rows) >= 4]
+    out = []
+    for i, a in enumerate(present):
+        for b in present[i + 1:]:
+            xy = [(_num(r, a), _num(r, b)) for r in rows if math.isfinite(_num(r, a)) and math.isfinite(_num(r, b))]
+            if len(xy) < 4:
+                continue
+            x, y = [p[0] for p in xy], [p[1] for p in xy]
+            if len(set(x)) < 2 or len(set(y)) < 2:
+                continue
+            pr = stats.pearsonr(x, y)
+            ci = pr.confidence_interval(0.95)
+            rho = stats.spearmanr(x, y).statistic
+            out.append(Agreement(a, b, len(xy), float(pr.statistic), float(ci.low), float(ci.high), float(rho)))
+    return out

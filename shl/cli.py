@@ -147,7 +147,7 @@ def _add_builtin_commands(sub) -> None:
     _add_set(p)
     p.add_argument("--layers", default=None, help="comma-separated layer indices or fractions of depth "
                    "(default: 0.2,0.4,0.6,0.8)")
-    p.add_argument("--coeffs", default=None, help="comma-separated coefficients (default: 0.25, 0.5, 1 and 2 x the "
+    p.add_argument("--coeffs", default=None, help="comma-separated coefficients (default: 0.5, 1, 2 and 4 x the "
                    "config's dose.scale)")
     p.add_argument("--trait", default=None, metavar="METRIC", help="the trait metric (default: trait or "
                    "trait_logodds, whichever the evaluators report)")

@@ -18,7 +18,7 @@ from typing import Any, Callable, Sequence
 from .errors import ShlError
 
 DEFAULT_LAYERS = (0.2, 0.4, 0.6, 0.8)
-DEFAULT_COEFF_MULTIPLES = (0.25, 0.5, 1.0, 2.0)  # of the config's dose.scale
+DEFAULT_COEFF_MULTIPLES = (0.5, 1.0, 2.0, 4.0)  # of the config's dose.scale: past it, where coherence falls
 TRAIT_METRICS = ("trait", "trait_logodds")  # the first one the evaluators report is the trait, unless --trait
 
 
@@ -58,7 +58,7 @@ def run_sweep(config: str, overrides: list[str], layers: str | None, coeffs: str
               progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Run the sweep and write its files; returns the ``sweep.json`` content."""
     from shl_analysis.figures.sweep import sweep_figure
-    from shl_analysis.sweep import suggest
+    from shl_analysis.sweep import agreement, suggest
 
     from .commands import load_config
     from .config.checks import produced_metrics
@@ -95,6 +95,7 @@ def run_sweep(config: str, overrides: list[str], layers: str | None, coeffs: str
         "wall_time_s": round(time.perf_counter() - t0, 1), "environment": environment(run.device),
         "rows": rows, "band": [asdict(c) for c in band.band], "best": asdict(band.best) if band.best else None,
         "config_lines": band.config_lines(), "summary": band.summary(),
+        "agreement": [asdict(a) | {"summary": a.summary()} for a in agreement(rows)],
     }
     atomic_write(out_dir / "sweep.json", json.dumps(result, indent=1) + "\n")
     buf = io.StringIO()
@@ -115,6 +116,7 @@ def format_result(result: dict[str, Any]) -> str:
     lines = [f"steering sweep of {result['model']} ({result['n_layers']} layers), {result['method']} vs a random "
              f"vector of the same norm, seed {result['seed']} ({result['wall_time_s']:.0f} s):", "",
              format_table(result["rows"], result["trait"], result["coherence"]), "", result["summary"]]
+    lines += [a["summary"] for a in result.get("agreement", [])]
     if result["config_lines"]:
         lines += ["", "config lines for the best cell:", *("  " + line for line in result["config_lines"])]
     lines += ["", f"written to {result['out']}: sweep.json, sweep.csv, sweep.png, sweep.svg"]

@@ -53,3 +53,28 @@ def test_the_table():
     assert table[2] == "| - | 0 | 0.500 ± 0.010 | 0.900 ± 0.020 | | |"
     assert table[3] == "| 1 | 1 | 0.600 ± 0.010 | 0.900 ± 0.020 | 0.500 ± 0.010 | 0.900 ± 0.020 |"
     assert len(table) == 7
+
+
+def test_agreement_of_two_trait_measures_across_cells():
+    """Pearson's r by hand (and its Fisher-z interval), Spearman's rho from ranks, over the cells reporting both."""
+    import math
+
+    from shl_analysis.sweep import agreement
+
+    x = [0.0, 0.1, 0.2, 0.4, 0.3, -0.1]
+    y = [0.0, 0.3, 0.2, 0.9, 0.5, -0.2]
+    rows = [dict(_row(1, float(k), "mean_diff", a, 0.9), trait_logodds=b) for k, (a, b) in enumerate(zip(x, y))]
+    rows.append(_row(2, 1.0, "random", 0.1, 0.9))  # no trait_logodds: not a cell of the agreement
+    (a,) = agreement(rows)
+    mx, my = sum(x) / 6, sum(y) / 6
+    sxy = sum((p - mx) * (q - my) for p, q in zip(x, y))
+    r = sxy / math.sqrt(sum((p - mx) ** 2 for p in x) * sum((q - my) ** 2 for q in y))
+    assert (a.a, a.b, a.n) == ("trait", "trait_logodds", 6)
+    assert a.r == pytest.approx(r)
+    z, half = math.atanh(r), 1.959964 / math.sqrt(6 - 3)
+    assert (a.r_low, a.r_high) == (pytest.approx(math.tanh(z - half), abs=1e-5), pytest.approx(math.tanh(z + half),
+                                                                                                abs=1e-5))
+    # ranks: x 2 3 4 6 5 1, y 2 4 3 6 5 1: d^2 = 0+1+1+0+0+0 = 2; rho = 1 - 6*2/(6*35)
+    assert a.rho == pytest.approx(1 - 12 / 210)
+    assert "agree across the 6 cells: Pearson r = " in a.summary()
+    assert agreement([_row(1, 1.0, "mean_diff", 0.1, 0.9)] * 5) == []  # one measure only: nothing to agree
