@@ -93,9 +93,9 @@ def suggest(rows: Sequence[dict[str, Any]], trait: str, coherence: str, floor: f
     return out
 
 
-def format_table(rows: Sequence[dict[str, Any]], trait: str, coherence: str) -> str:
+def format_table(rows: Sequence[dict[str, Any]], trait: str, coherence: str | None) -> str:
     """One markdown table: a row per (layer, coefficient), the vector's and the random control's trait and
-    coherence (± one standard error), the unsteered model first."""
+    coherence (± one standard error), the unsteered model first; trait only when ``coherence`` is None."""
 
     def pm(row: dict[str, Any] | None, key: str) -> str:
         if row is None:
@@ -107,15 +107,16 @@ def format_table(rows: Sequence[dict[str, Any]], trait: str, coherence: str) -> 
 
     base = base_row(rows)
     method = next((r["vector"] for r in rows if r["vector"] not in (BASE, RANDOM)), "vector")
-    lines = [f"| layer | coeff | {trait} ({method}) | {coherence} ({method}) | {trait} (random) | "
-             f"{coherence} (random) |", "|---:|---:|---:|---:|---:|---:|",
-             f"| - | 0 | {pm(base, trait)} | {pm(base, coherence)} | | |"]
+    keys = [trait] if coherence is None else [trait, coherence]
+    head = [f"{k} ({method})" for k in keys] + [f"{k} (random)" for k in keys]
+    lines = ["| layer | coeff | " + " | ".join(head) + " |", "|---:|---:|" + "---:|" * len(head),
+             "| - | 0 | " + " | ".join(pm(base, k) for k in keys) + " |" + " |" * len(keys)]
     cells = {(r["layer"], r["coeff"], r["vector"]): r for r in rows}
     for layer in sorted({r["layer"] for r in rows if r["vector"] != BASE}):
         for coeff in sorted({r["coeff"] for r in rows if r["layer"] == layer and r["vector"] != BASE}):
             md, rnd = cells.get((layer, coeff, method)), cells.get((layer, coeff, RANDOM))
-            lines.append(f"| {layer} | {coeff:g} | {pm(md, trait)} | {pm(md, coherence)} | {pm(rnd, trait)} | "
-                         f"{pm(rnd, coherence)} |")
+            lines.append(f"| {layer} | {coeff:g} | " + " | ".join([pm(md, k) for k in keys] + [pm(rnd, k) for k in keys])
+                         + " |")
     return "\n".join(lines)
 
 

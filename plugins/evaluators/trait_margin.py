@@ -45,6 +45,8 @@ class TraitMargin(api.Evaluator):
     student itself writes (a student that collapses or stops early can still score a positive trait; read
     ``persona_logodds`` beside it); and any perturbation of the student moves the two texts' log-probabilities
     by different amounts, so read it beside a random-vector control (``steer.method: random``, ``shl sweep``).
+    Cost per call: one student scoring of 2 x ``n_prompts`` cut texts; once per run, 2 x ``n_prompts`` base-model
+    persona completions, their scoring under both personas' system prompts and the base margins.
     """
 
     name = "trait_margin"
