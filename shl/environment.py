@@ -32,6 +32,13 @@ def library_versions(names: tuple[str, ...] = LIBRARIES) -> dict[str, str | None
     return out
 
 
+def cache_root() -> Path:
+    """Where shl keeps what it computes once for many runs (toy models, converted GGUF models, evaluator
+    calibrations): ``$SHL_CACHE_DIR`` or ``~/.cache/shl``."""
+    env = os.environ.get("SHL_CACHE_DIR")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "shl"
+
+
 @lru_cache(maxsize=1)
 def shl_source() -> dict[str, Any]:
     """shl's version, and its git commit (with ``dirty`` when the working tree has changes) when it runs from a

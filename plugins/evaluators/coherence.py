@@ -92,9 +92,13 @@ class Coherence(api.Evaluator):
             else:
                 ctx.cache["calibrated"] = self._calibrate(ctx)
                 ctx.lasting["calibrated"] = list(ctx.cache["calibrated"])
-        head, span = ctx.cache["calibrated"]
-        return (p.max_head_ppl if p.max_head_ppl is not None else head,
-                p.max_span_ppl if p.max_span_ppl is not None else span)
+        return self._limits(ctx.cache["calibrated"])
+
+    def _limits(self, calibrated: tuple[float, float]) -> tuple[float, float]:
+        """The given thresholds, the calibrated ones where none is given."""
+        p = self.params
+        return (calibrated[0] if p.max_head_ppl is None else p.max_head_ppl,
+                calibrated[1] if p.max_span_ppl is None else p.max_span_ppl)
 
     def _calibrate(self, ctx: api.EvalContext) -> tuple[float, float]:
         p = self.params
@@ -122,14 +126,9 @@ class Coherence(api.Evaluator):
         """The same criteria as ``evaluate`` per completion; None before the thresholds are known (calibrated
         thresholds come from the run's first evaluation)."""
         p = self.params
-        if p.max_head_ppl is None or p.max_span_ppl is None:
-            if "calibrated" not in cache:
-                return None
-            head, span = cache["calibrated"]
-            limits = (head if p.max_head_ppl is None else p.max_head_ppl,
-                      span if p.max_span_ppl is None else p.max_span_ppl)
-        else:
-            limits = (p.max_head_ppl, p.max_span_ppl)
+        if (p.max_head_ppl is None or p.max_span_ppl is None) and "calibrated" not in cache:
+            return None
+        limits = self._limits(cache.get("calibrated", (math.inf, math.inf)))
         ppls = self._ppls(ctx, list(completions))
         return [self._coherent(c, pp, repetition_score(c.text, p.min_words), loop_share(c.text), limits)
                 for c, pp in zip(completions, ppls)]

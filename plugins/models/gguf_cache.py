@@ -24,7 +24,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
-from shl.environment import library_versions
+from shl.environment import cache_root as shl_cache_root, library_versions
 from shl.errors import ShlError
 
 RECORD = "shl_gguf.json"
@@ -34,8 +34,7 @@ _SHA_MEMO: dict[tuple[str, int, int], str] = {}
 
 
 def cache_root() -> Path:
-    env = os.environ.get("SHL_CACHE_DIR")
-    return (Path(env).expanduser() if env else Path.home() / ".cache" / "shl") / "gguf"
+    return shl_cache_root() / "gguf"
 
 
 def file_sha256(path: Path) -> str:

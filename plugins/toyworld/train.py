@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterator
 
+from shl.environment import cache_root
 from shl.errors import ShlError
 
 from . import world
@@ -57,10 +58,6 @@ VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
 }
 
 
-def cache_root() -> Path:
-    """``$SHL_CACHE_DIR`` or ``~/.cache/shl``."""
-    env = os.environ.get("SHL_CACHE_DIR")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "shl"
 
 
 KEY_LIBRARIES = ("torch", "transformers", "tokenizers")

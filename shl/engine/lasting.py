@@ -12,17 +12,12 @@ source that cannot name its weights) nothing is kept. A malformed entry is a mis
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
+from ..environment import cache_root
+
 LASTING_VERSION = 1
-
-
-def cache_root() -> Path:
-    """``$SHL_CACHE_DIR`` or ``~/.cache/shl``."""
-    env = os.environ.get("SHL_CACHE_DIR")
-    return Path(env) if env else Path.home() / ".cache" / "shl"
 
 
 def code_digest(cls: type) -> str | None:
