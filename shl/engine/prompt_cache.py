@@ -20,6 +20,13 @@ from ..api import Completion
 from .lmhead import _parts, _separable, causal_lm
 
 DEFAULT_BUDGET_MB = 512
+FILL_STEP = 8  # prompts are run right-padded to a multiple of this many tokens
+FILL_ROWS = 32  # prompts per forward when filling
+
+
+def fill_width(n: int) -> int:
+    """The width a prompt of ``n`` tokens is run at when it is cached: a function of ``n`` alone."""
+    return -(-n // FILL_STEP) * FILL_STEP
 
 
 def supports_prefix(model: Any) -> bool:
@@ -77,19 +84,35 @@ class PromptCache:
         self.used += size
 
     def _fill(self, decoder: Any, prompts: list[tuple[int, ...]], device: Any) -> None:
-        """Run the prompts not cached yet, each on its own (positions 0..n-1, no padding): a prompt's cached
-        keys and values then depend on that prompt alone, never on which prompts a call happened to ask for
-        first, so a run gives the same numbers however its stages were shared or resumed."""
+        """Run the prompts not cached yet, in batches of a canonical width, so that a prompt's cached keys and values
+        depend on that prompt alone, never on which prompts a call happened to ask for first (a run then gives the
+        same numbers however its stages were shared or resumed).
+
+        Each prompt runs right-padded to ``fill_width(len)`` with no attention mask: causal attention keeps its
+        tokens from seeing the padding after them, and at one width a row's numbers do not depend on its batch
+        companions (the matrix products are row-invariant, attention is per row), which
+        ``test_prompt_cache_entries_do_not_depend_on_their_companions`` checks on every architecture served.
+        Batched this way, a prompt costs a share of one forward instead of a forward of its own (on SmolLM2 on 2
+        CPU cores: 24 prompts in 3.7 s, against 5.9 s one at a time)."""
         import torch
 
-        for p in dict.fromkeys(prompts):
-            if p in self.entries:
-                continue
-            ids = torch.tensor([list(p)], dtype=torch.long, device=device)
-            with torch.no_grad():
-                out = decoder(input_ids=ids, use_cache=True)
-            layers = _layers(out.cache if hasattr(out, "cache") else out.past_key_values)
-            self._store(p, [(k[0].clone(), v[0].clone()) for k, v in layers], out.last_hidden_state[0, -1].clone())
+        missing = [p for p in dict.fromkeys(prompts) if p not in self.entries]
+        by_width: dict[int, list[tuple[int, ...]]] = {}
+        for p in missing:
+            by_width.setdefault(fill_width(len(p)), []).append(p)
+        for width, group in sorted(by_width.items()):
+            for start in range(0, len(group), FILL_ROWS):
+                part = group[start:start + FILL_ROWS]
+                ids = torch.zeros((len(part), width), dtype=torch.long, device=device)
+                for row, p in enumerate(part):
+                    ids[row, : len(p)] = torch.tensor(p, dtype=torch.long, device=device)
+                with torch.no_grad():
+                    out = decoder(input_ids=ids, use_cache=True)
+                layers = _layers(out.cache if hasattr(out, "cache") else out.past_key_values)
+                for row, p in enumerate(part):
+                    n = len(p)
+                    self._store(p, [(k[row, :, :n].clone(), v[row, :, :n].clone()) for k, v in layers],
+                                out.last_hidden_state[row, n - 1].clone())
 
     def logprobs(self, model: Any, tokenizer: Any, completions: Sequence[Completion], batch_size: int,
                  score: Any, keep_states: Any = None) -> list[list[float]]:

@@ -170,6 +170,32 @@ def test_prompt_cache_scores_equal_the_full_forward(load, arch):
     assert completion_logprobs(model, tok, comps, 4, PromptCache(budget_mb=0)) == full  # nothing fits: full path
 
 
+@pytest.mark.parametrize("arch", ["llama", "qwen2", "qwen3", "gpt2", "gemma"])
+def test_prompt_cache_entries_do_not_depend_on_their_companions(load, arch):
+    """A prompt's cached keys, values and last state are bitwise the same filled alone, among all the prompts, or
+    after another subset: what makes a resumed or shared run's numbers equal an uninterrupted run's."""
+    from shl.engine.lmhead import _parts
+    from shl.engine.prompt_cache import PromptCache
+
+    loaded = load(arch)
+    model, tok = loaded.model, loaded.tokenizer
+    decoder = _parts(model)[0]
+    prompts = [tuple(render_prompt(tok, u, s)) for u in USERS for s in (None, "Be kind.", "Answer briefly.")]
+    assert len({len(p) for p in prompts}) > 2  # several lengths, some sharing a fill width
+    alone, together, split = PromptCache(), PromptCache(), PromptCache()
+    for p in prompts:
+        alone._fill(decoder, [p], "cpu")
+    together._fill(decoder, prompts, "cpu")
+    split._fill(decoder, prompts[1::3], "cpu")
+    split._fill(decoder, prompts[::-1], "cpu")
+    for p in prompts:
+        (kv_a, last_a, _), (kv_t, last_t, _), (kv_s, last_s, _) = (c.entries[p] for c in (alone, together, split))
+        assert torch.equal(last_a, last_t) and torch.equal(last_a, last_s), arch
+        for (ka, va), (kt, vt), (ks, vs) in zip(kv_a, kv_t, kv_s):
+            assert ka.shape[1] == len(p)
+            assert torch.equal(ka, kt) and torch.equal(va, vt) and torch.equal(ka, ks) and torch.equal(va, vs), arch
+
+
 @pytest.mark.parametrize("temperature,top_p", [(1.0, 1.0), (0.7, 0.9)])
 def test_generation_records_the_models_own_logprobs_and_the_scorer_takes_them(rig, monkeypatch, temperature,
                                                                                top_p):
