@@ -12,7 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 _EXPORTS = {
     "ComparisonSpec": "spec",
+    "FrontierSpec": "spec",
     "MetricSpec": "spec",
+    "compare_frontiers": "frontier",
     "PairedResult": "paired",
     "paired_comparison": "paired",
     "ReportResult": "report",
@@ -31,6 +33,8 @@ _EXPORTS = {
 
 __all__ = [
     "ComparisonSpec",
+    "FrontierSpec",
+    "compare_frontiers",
     "MetricSpec",
     "PairedResult",
     "ReportResult",
@@ -49,6 +53,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time the names resolve through __getattr__
+    from .frontier import compare_frontiers
     from .paired import PairedResult, paired_comparison
     from .power import (
         describe_stopping_rule,
@@ -61,7 +66,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time the names resolve t
     )
     from .report import ReportResult, paired_differences, write_report
     from .results import load_runs, run_table
-    from .spec import ComparisonSpec, MetricSpec
+    from .spec import ComparisonSpec, FrontierSpec, MetricSpec
 
 
 def __getattr__(name: str) -> Any:

@@ -16,6 +16,8 @@ from shl.store import CORRUPT, RUNS_DIR, atomic_write, claim_dir
 
 from .endpoints import RunLengths, endpoint_value
 from .figures import write_figures
+from .frontier import FrontierResult, compare_frontiers
+from .frontier_tables import frontier_markdown
 from .html_page import PAGE_NAME, PageInputs, render_page
 from .paired import PairedResult, paired_comparison, verdict_for
 from .power import POWER, min_detectable_effect, seeds_needed, verdict_alpha
@@ -43,7 +45,8 @@ class ReportResult:
     markdown: the comparison.md text. paths: every file written. table: the
     numeric comparison table (one row per metric x arm, columns as in
     comparison.csv). dropped: seed -> reason for seeds excluded from all
-    comparisons. kept_seeds: seeds usable in every arm.
+    comparisons. kept_seeds: seeds usable in every arm. frontier: the frontier
+    comparison (``comparison.frontier``; its table also in frontier.csv), else None.
     """
 
     markdown: str
@@ -51,6 +54,7 @@ class ReportResult:
     table: pd.DataFrame
     dropped: dict[int, str] = field(default_factory=dict)
     kept_seeds: list[int] = field(default_factory=list)
+    frontier: FrontierResult | None = None
 
 
 # ---------------------------------------------------------------- selection
@@ -308,6 +312,10 @@ def write_report(
 
     table, diffs = _compare(spec, arms, kept, len(dropped), {m.name: endpoints_of(m.name) for m in spec.metrics},
                             lengths)
+    frontier = None
+    if spec.frontier is not None:
+        fx, fy = endpoints_of(spec.frontier.x), endpoints_of(spec.frontier.y)
+        frontier = compare_frontiers(spec, fx, fy, kept)
     display = _display_table(table, spec.alpha)
 
     report_dir = out_dir / "report"
@@ -325,6 +333,8 @@ def write_report(
     gates_md = gates_markdown(compute_gates(tidy, chosen, kept, arms, spec.alpha))
     page_md = _markdown(spec, arms, kept, dropped, display, table, notes, adaptive, lengths) + "\n" + \
         "\n".join(f"- {line}" for line in software) + "\n"
+    if frontier is not None:
+        page_md = frontier_markdown(spec, frontier, kept) + "\n" + page_md
     md = page_md + "\n" + gates_md
     timing = stage_breakdown(run_dirs_of(out_dir, run_ids))
     md += "\n" + "\n".join(breakdown_markdown(timing)) if not timing.empty else ""
@@ -338,6 +348,8 @@ def write_report(
         _write("comparison.md", md)
     if "csv" in formats:
         _write("comparison.csv", table.to_csv(index=False))
+        if frontier is not None:
+            _write("frontier.csv", frontier.table.to_csv(index=False))
     if "latex" in formats:
         _write("comparison.tex", _latex_table(display))
     if "html" in formats:
@@ -347,4 +359,5 @@ def write_report(
     _write("runs.csv", runs.to_csv(index=False))
     if not timing.empty:
         _write("timings.csv", timing.to_csv(index=False))
-    return ReportResult(markdown=md, paths=written, table=table, dropped=dropped, kept_seeds=kept)
+    return ReportResult(markdown=md, paths=written, table=table, dropped=dropped, kept_seeds=kept,
+                        frontier=frontier)

@@ -23,6 +23,51 @@ class MetricSpec(BaseModel):
     )
 
 
+class FrontierSpec(BaseModel):
+    """A comparison along the trade-off frontier: arms grouped into families that differ in one design choice (for
+    example the barrier's aggregator), each family swept over a strength (for example ``heal.lam``); per seed,
+    each family's Pareto frontier of (``x``, ``y``) endpoints is interpolated, and families are compared at
+    matched ``x`` (and at matched ``y``) against ``baseline``. This removes what a single strength per arm
+    confounds: how hard each arm pushes."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    x: str = Field(description="the metric on the horizontal axis (the cost, e.g. trait); one of `metrics`")
+    y: str = Field(description="the metric on the vertical axis (what is protected, e.g. coherence); one of "
+                   "`metrics`")
+    families: dict[str, list[str]] = Field(
+        min_length=2, description="family name -> its arms, ordered by strength (weakest first); each arm in one "
+        "family only")
+    baseline: str = Field(description="the family every other family is compared against")
+    anchor: str | None = Field(
+        default=None, description="an arm at strength zero shared by every family (e.g. the NLL-only arm): its "
+        "point starts every family's curve")
+    grid: int = Field(default=25, ge=3, le=1001, description="points of the matched range the curves are "
+                      "compared at (evenly spaced, ends included)")
+
+    @model_validator(mode="after")
+    def _check(self) -> "FrontierSpec":
+        if self.baseline not in self.families:
+            raise ValueError(f"frontier baseline {self.baseline!r} is not one of the families "
+                             f"{sorted(self.families)}")
+        seen: dict[str, str] = {}
+        for fam, arms in self.families.items():
+            if not arms:
+                raise ValueError(f"frontier family {fam!r} has no arms")
+            for arm in arms:
+                if arm in seen or arm == self.anchor:
+                    where = "the anchor" if arm == self.anchor else f"family {seen[arm]!r}"
+                    raise ValueError(f"frontier family {fam!r}: arm {arm!r} is already in {where}")
+                seen[arm] = fam
+        if self.x == self.y:
+            raise ValueError("frontier x and y must be different metrics")
+        return self
+
+    def arms(self) -> list[str]:
+        """Every arm the frontier reads, the anchor first."""
+        return ([self.anchor] if self.anchor else []) + [a for arms in self.families.values() for a in arms]
+
+
 class ComparisonSpec(BaseModel):
     """Which arms to compare against which baseline, on which metrics, and how."""
 
@@ -59,6 +104,11 @@ class ComparisonSpec(BaseModel):
         "report gives the seeds needed for 80% power at the verdict's alpha; a metric's own "
         "target_effect overrides it; None = no seeds-needed column values.",
     )
+    frontier: FrontierSpec | None = Field(
+        default=None,
+        description="Also compare families of arms along their (x, y) frontier at matched x and matched y "
+        "(see FrontierSpec); the report leads with it.",
+    )
 
     @model_validator(mode="after")
     def _check_primary(self) -> "ComparisonSpec":
@@ -69,6 +119,11 @@ class ComparisonSpec(BaseModel):
             self.primary = names[0]
         elif self.primary not in names:
             raise ValueError(f"primary {self.primary!r} is not one of the metrics {names}")
+        if self.frontier is not None:
+            for axis in ("x", "y"):
+                if getattr(self.frontier, axis) not in names:
+                    raise ValueError(f"frontier {axis} {getattr(self.frontier, axis)!r} is not one of the metrics "
+                                     f"{names}")
         return self
 
     def target_effect_for(self, name: str) -> float | None:

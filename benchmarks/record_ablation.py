@@ -9,7 +9,8 @@ README's tables.
 The results file holds: the experiment (name, file, description, arms, seeds), the command and its wall time,
 the load average before and after (measure on an otherwise idle machine and say so), the environment the runs
 recorded (library versions, torch build, CPU, shl commit; every distinct one, and the runs that have none), the
-report's comparison rows (``report/comparison.csv``) and the per-arm mean of each compared metric per round
+report's comparison rows (``report/comparison.csv``), its frontier rows when the experiment declares a frontier
+(``report/frontier.csv``) and the per-arm mean of each compared metric per round
 (``report/tidy.csv``). With ``--from-store`` nothing runs: the store's report is read (``shl report`` writes it)
 and the wall time, if given, is recorded as measured outside this script (``wall_time_source``).
 """
@@ -42,6 +43,14 @@ def _number(text: str):
 
 def read_comparison(report: Path) -> list[dict]:
     with open(report / "comparison.csv", newline="") as fh:
+        return [{k: _number(v) for k, v in row.items()} for row in csv.DictReader(fh)]
+
+
+def read_frontier(report: Path) -> list[dict] | None:
+    path = report / "frontier.csv"
+    if not path.is_file():
+        return None
+    with open(path, newline="") as fh:
         return [{k: _number(v) for k, v in row.items()} for row in csv.DictReader(fh)]
 
 
@@ -101,6 +110,7 @@ def record(experiment: Path, store: Path, wall_time_s: float | None, wall_source
         "recorded": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "environment": run_environments(store),
         "comparison": comparison,
+        **({"frontier": frontier} if (frontier := read_frontier(report)) is not None else {}),
         "trajectories": read_trajectories(report, metrics),
     }
 

@@ -8,6 +8,8 @@
 - ``trajectories``: per metric, the mean over seeds per round with its 95% t-interval as a band; for a metric
   whose observed values all lie in [0, 1] (a share) the band is clipped to [0, 1], and the caption says so.
 - ``tradeoff`` (only with metrics named ``trait`` and ``coherence``): endpoint means with t-intervals.
+- ``frontier`` (only with ``comparison.frontier``): each family's (x, y) points per seed as thin curves from the
+  weakest setting to the strongest, and the mean per setting with t-intervals on both axes.
 
 ``style`` holds what they share (verdict colours and markers, rc settings, captions, saving); ``intervals`` the
 t-intervals and share bounds; ``write`` draws them all. Every interval is a t-interval computed here or in the
@@ -18,6 +20,7 @@ functions, so importing this package stays light.
 from __future__ import annotations
 
 from .forest import forest_figure
+from .frontier import frontier_figure
 from .intervals import SHARE_BOUNDS, metric_bounds, t_summary
 from .per_seed import paired_figure
 from .style import DPI, VERDICT_STYLE, safe_name, spread, verdict_kind
@@ -26,6 +29,6 @@ from .trajectories import trajectory_figure
 from .write import write_figures
 
 __all__ = [
-    "DPI", "SHARE_BOUNDS", "VERDICT_STYLE", "forest_figure", "metric_bounds", "paired_figure", "safe_name", "spread",
+    "DPI", "SHARE_BOUNDS", "VERDICT_STYLE", "forest_figure", "frontier_figure", "metric_bounds", "paired_figure", "safe_name", "spread",
     "t_summary", "tradeoff_figure", "trajectory_figure", "verdict_kind", "write_figures",
 ]

@@ -12,6 +12,7 @@ from shl.store import claim_dir
 from ..endpoints import RunLengths
 from ..spec import ComparisonSpec
 from .forest import forest_figure
+from .frontier import frontier_figure
 from .per_seed import paired_figure
 from .style import RC, safe_name, save
 from .tradeoff import tradeoff_figure
@@ -41,6 +42,12 @@ def write_figures(fig_dir: Path, spec: ComparisonSpec, arms: list[str], tidy: pd
                 fig = paired_figure(m.name, m.direction, arms, diffs, table, spec, palette)
                 save(fig, fig_dir / f"paired_{safe_name(m.name)}", written)
         save(trajectory_figure(sub, spec, arms, palette, len(kept), lengths), fig_dir / "trajectories", written)
+        if spec.frontier is not None:
+            fams = list(spec.frontier.families)
+            fam_palette = dict(zip(fams, sns.color_palette("colorblind", n_colors=max(len(fams), 3))))
+            fig = frontier_figure(endpoints_of(spec.frontier.x), endpoints_of(spec.frontier.y), kept, spec,
+                                  fam_palette)
+            save(fig, fig_dir / "frontier", written)
         present = set(tidy["metric"].unique())
         if {"trait", "coherence"} <= present:
             fig = tradeoff_figure(endpoints_of("trait"), endpoints_of("coherence"), arms, kept, spec, palette)

@@ -271,6 +271,12 @@ def load_experiment(path: str | Path, overrides: list[str] = ()) -> tuple[Experi
         raise ConfigError(
             f"{path}: comparison.baseline: '{exp.comparison.baseline}' is not an arm (arms: {', '.join(exp.arms)})"
         )
+    frontier = exp.comparison.frontier
+    if frontier is not None:
+        unknown = [a for a in frontier.arms() if a not in exp.arms]
+        if unknown:
+            raise ConfigError(f"{path}: comparison.frontier: '{unknown[0]}' is not an arm (arms: "
+                              f"{', '.join(exp.arms)})")
     if isinstance(exp.base, str):
         if not exp.base.strip():
             raise ConfigError(f"{path}: base: expected the path of a run config file, got ''")
