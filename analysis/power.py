@@ -8,9 +8,10 @@ sign-flip test (the robustness check) at a given per-comparison level ``alpha``:
 - ``exact_min_p`` / ``exact_min_n``: the smallest p the exact sign-flip test can produce with n pairs
   (2/2^n), and the smallest n at which it can be significant (2/2^n < alpha);
 - ``verdict_alpha``: the per-comparison level a correction implies (see its docstring);
-- ``seeds_to_add`` / ``describe_stopping_rule``: the adaptive-seeds rule, which looks only at n and the
-  magnitudes |d_i| of the paired differences (through their spread about zero), never at their signs,
-  their mean difference or a p-value. See ``seeds_to_add`` for why about zero and not about the mean.
+- ``seeds_to_add`` / ``arm_status`` / ``describe_stopping_rule``: the adaptive-seeds rule: an arm is settled
+  when its MDE from n and the magnitudes |d_i| of its paired differences (their spread about zero) is small
+  enough, or when its p crosses an efficacy boundary (the verdict's alpha split over the looks). See
+  ``seeds_to_add`` for why about zero and not about the mean, and why the boundary keeps the level.
 
 Power and sample size come from ``statsmodels.stats.power.TTestPower`` (noncentral t). Its solver can
 fail silently where scipy's noncentral t returns NaN (very small n or alpha, very large effects); every
@@ -227,6 +228,47 @@ def null_sd(d: Sequence[float]) -> float:
     return float(np.sqrt(np.mean(x ** 2)))
 
 
+BOUNDARY_SHARE = 0.1
+"""The share of the verdict's alpha the adaptive rule's efficacy boundary spends over all its looks; the primary
+metric's verdicts of an adaptive run use the rest, alpha * (1 - BOUNDARY_SHARE)."""
+
+
+def max_looks(n_start: int, max_seeds: int, batch: int) -> int:
+    """How many times the adaptive rule can look at the data: at the planned seeds, then after each batch."""
+    return 1 + max(0, math.ceil((int(max_seeds) - int(n_start)) / int(batch)))
+
+
+def boundary_alpha(alpha_verdict: float, n_start: int, max_seeds: int, batch: int) -> float:
+    """The efficacy boundary per look: BOUNDARY_SHARE of alpha_verdict, split evenly over ``max_looks``."""
+    return alpha_verdict * BOUNDARY_SHARE / max_looks(n_start, max_seeds, batch)
+
+
+def arm_status(d: Sequence[float], until_mde: float, alpha_verdict: float, floor: int,
+               boundary_alpha: float | None = None, power: float = POWER) -> dict:
+    """Where one arm stands under the adaptive rule: ``n``; ``mde_rule`` (the MDE at alpha_verdict and `power`
+    from n and ``null_sd``, the spread about zero); ``p`` (two-sided paired t-test, only when a boundary is
+    given); ``settled_by``: "mde" (mde_rule <= until_mde, all-zero differences included), "boundary"
+    (p < boundary_alpha), or None (not settled, or fewer than `floor` pairs)."""
+    x = np.asarray(list(d), dtype=float)
+    n = int(x.size)
+    sd0 = null_sd(x) if n else math.nan
+    mde = 0.0 if n and sd0 == 0 else (min_detectable_effect(n, sd0, alpha_verdict, power) if n >= 2 else math.nan)
+    p = math.nan
+    if boundary_alpha is not None and n >= 2:
+        sd = float(x.std(ddof=1))
+        if sd > 0:
+            p = float(2 * stats.t.sf(abs(x.mean()) / (sd / math.sqrt(n)), n - 1))
+        elif x.mean() != 0:
+            p = 0.0
+    settled = None
+    if n >= floor:
+        if math.isfinite(mde) and mde <= until_mde:
+            settled = "mde"
+        elif boundary_alpha is not None and math.isfinite(p) and p < boundary_alpha:
+            settled = "boundary"
+    return {"n": n, "mde_rule": mde, "p": p, "settled_by": settled}
+
+
 def seeds_to_add(
     diffs: Mapping[str, Sequence[float]],
     current_seeds: int | Collection[int],
@@ -236,31 +278,38 @@ def seeds_to_add(
     alpha_verdict: float,
     power: float = POWER,
     min_seeds: int | None = None,
+    boundary_alpha: float | None = None,
 ) -> int:
-    """How many seeds to add next (0 = stop) under a sign-blind, variance-only stopping rule.
+    """How many seeds to add next (0 = stop).
 
     diffs: arm -> per-seed paired differences (arm - baseline) of the PRIMARY metric over the seeds
     paired so far. current_seeds: the seeds run so far (or their number). until_mde: target MDE X in
     metric units. max_seeds: cap N on the number of seeds. batch: seeds added per step.
     alpha_verdict: the per-comparison level the verdict uses (``verdict_alpha``).
     min_seeds: no arm stops with fewer paired seeds; default ``exact_min_n(alpha_verdict)``, so that the
-    exact sign-flip check can reach alpha_verdict too.
+    exact sign-flip check can reach alpha_verdict too. boundary_alpha: the efficacy boundary (None: none);
+    ``shl ablate`` passes alpha_verdict / ``max_looks``.
 
     Rule: stop (return 0) when the number of seeds has reached `max_seeds`, or when every arm has at
-    least `min_seeds` pairs and its MDE at alpha_verdict and `power`, computed from n and the
-    variance of its differences about zero (``null_sd``), is <= until_mde (all differences exactly 0
-    counts as met); otherwise return min(batch, max_seeds - seeds so far).
+    least `min_seeds` pairs and is settled (``arm_status``): its MDE at alpha_verdict and `power`, computed
+    from n and the variance of its differences about zero (``null_sd``), is <= until_mde, or its paired
+    t-test gives p < boundary_alpha; otherwise return min(batch, max_seeds - seeds so far).
 
     Why about zero, not about the mean: the usual sample variance s^2 is shift-invariant, yet a rule
     on it inflates the false-positive rate of the final t-test. Stopping when s happens to be small
     stops exactly when t = mean/(s/sqrt(n)) is inflated (for normal data at n = 7..40 and a threshold
     near the true sd, about 0.055-0.07 instead of 0.05; see tests/analysis/test_power.py). A rule on
-    mean(d_i^2) depends on |d_i| only. Under no effect the signs of the differences are independent
-    fair coin flips given their magnitudes, so the stopping time carries no information about them.
-    The exact sign-flip test is then exactly valid at the stopping time, and the t-test stays at its
-    level within simulation error. A real effect inflates mean(d^2). That only makes the rule add
-    seeds sooner than needed, which costs seeds and never produces a false positive. The decision never
-    uses a p-value or the sign of the mean difference.
+    mean(d_i^2) depends on |d_i| only: under no effect the stopping time carries no information about the
+    signs. But a real effect inflates mean(d^2), so on its own this rule never stops for an arm whose
+    effect is large (at the main job's +0.66 it would need about 1,700 seeds).
+
+    The boundary settles such an arm (``shl ablate`` passes ``boundary_alpha(...)``): the boundary spends
+    BOUNDARY_SHARE of alpha_verdict, split evenly over the K looks the plan allows, and the verdict at the
+    stop is taken at the rest, alpha_verdict * (1 - BOUNDARY_SHARE), so a false positive, at a look or at
+    the end, stays below alpha_verdict in all (a group-sequential design: Bonferroni over the looks for the
+    interim part). A settled arm is done: its comparison uses the seeds up to that look, so no other arm's
+    stopping (they share the baseline's runs) can bias it. tests/analysis/test_power.py checks the level
+    by simulation, with a shared baseline and a real effect in another arm.
     """
     if not diffs:
         raise ValueError("seeds_to_add needs the paired differences of at least one arm")
@@ -270,6 +319,8 @@ def seeds_to_add(
         raise ValueError(f"max_seeds and batch must be >= 1, got {max_seeds} and {batch}")
     if not 0 < alpha_verdict < 1:
         raise ValueError(f"alpha_verdict must be in (0, 1), got {alpha_verdict}")
+    if boundary_alpha is not None and not 0 < boundary_alpha <= alpha_verdict:
+        raise ValueError(f"boundary_alpha must be in (0, alpha_verdict], got {boundary_alpha}")
     n_now = _n_current(current_seeds)
     if n_now >= max_seeds:
         return 0
@@ -279,10 +330,7 @@ def seeds_to_add(
         d = np.asarray(list(values), dtype=float)
         if d.ndim != 1 or not np.all(np.isfinite(d)):
             raise ValueError(f"differences of arm {arm!r} must be a 1-D sequence of finite floats")
-        if d.size < floor:
-            return step
-        sd0 = null_sd(d)
-        if sd0 > 0 and min_detectable_effect(int(d.size), sd0, alpha_verdict, power) > until_mde:
+        if arm_status(d, until_mde, alpha_verdict, floor, boundary_alpha, power)["settled_by"] is None:
             return step
     return 0
 
@@ -294,12 +342,19 @@ def describe_stopping_rule(
     alpha_verdict: float,
     power: float = POWER,
     min_seeds: int | None = None,
+    boundary_alpha: float | None = None,
 ) -> str:
     """One sentence describing the rule ``seeds_to_add`` applies with these arguments."""
     floor = max(2, exact_min_n(alpha_verdict) if min_seeds is None else int(min_seeds))
-    return (f"Seeds were added in batches of {batch} until, for every arm, the minimum detectable effect on "
-            f"the primary metric (two-sided paired t-test, {power:.0%} power, alpha {alpha_verdict:.3g}), "
-            f"computed from n and the spread of the paired differences about zero, sqrt(mean(d^2)), was "
-            f"<= {until_mde:g} with n >= {floor} paired seeds, or until {max_seeds} seeds were run; the rule "
-            f"sees only the magnitudes of the differences, never their signs, mean or a p-value, so the "
-            f"sign-flip test stays exact and the t-test keeps its level.")
+    text = (f"Seeds were added in batches of {batch} until every arm was settled, with n >= {floor} paired seeds: "
+            f"its minimum detectable effect on the primary metric (two-sided paired t-test, {power:.0%} power, "
+            f"alpha {alpha_verdict:.3g}), computed from n and the spread of the paired differences about zero, "
+            f"sqrt(mean(d^2)), was <= {until_mde:g}")
+    if boundary_alpha is not None:
+        text += (f", or its paired t-test gave p < {boundary_alpha:.3g} ({BOUNDARY_SHARE:g} of alpha "
+                 f"{alpha_verdict:.3g} split evenly over the looks the plan allows; the verdict uses the rest, "
+                 f"so the level holds)")
+        return text + f"; or until {max_seeds} seeds were run."
+    return text + (f"; or until {max_seeds} seeds were run; the rule sees only the magnitudes of the differences, "
+                   f"never their signs, mean or a p-value, so the sign-flip test stays exact and the t-test keeps "
+                   f"its level.")

@@ -20,7 +20,7 @@ from .frontier import FrontierResult, compare_frontiers
 from .frontier_tables import frontier_markdown
 from .html_page import PAGE_NAME, PageInputs, render_page
 from .paired import PairedResult, paired_comparison, verdict_for
-from .power import POWER, min_detectable_effect, seeds_needed, verdict_alpha
+from .power import BOUNDARY_SHARE, POWER, min_detectable_effect, seeds_needed, verdict_alpha
 from .gates import compute_gates, gates_markdown
 from .results import USABLE_STATUSES, load_runs, missing_values, run_table
 from .spec import ComparisonSpec
@@ -165,10 +165,13 @@ def hole_notes(flagged: list, endpoint: str) -> list[str]:
 
 def _compare(spec: ComparisonSpec, arms: list[str], kept: list[int], n_dropped_global: int,
              endpoints: dict[str, dict], lengths: RunLengths | None = None,
+             limits: dict[tuple[str, str], int] | None = None, primary_share: float = 1.0,
              ) -> tuple[pd.DataFrame, dict[tuple[str, str], pd.DataFrame]]:
     """The numeric comparison table (columns ``_NUMERIC_COLUMNS``) and the per-seed differences per
     (metric, arm). early_arm / early_baseline: paired seeds whose arm / baseline run ended before the last
-    round any compared run reached (NA without ``lengths``)."""
+    round any compared run reached (NA without ``lengths``). ``limits``: (metric, arm) -> compare only its first
+    n paired seeds (an arm the adaptive rule settled earlier than the others). ``primary_share``: the share of
+    alpha the primary metric's verdicts use (an adaptive run's efficacy boundary spent the rest)."""
     rows, diffs = [], {}
     full = None if lengths is None else lengths.full
     n_seeds = len(kept) + n_dropped_global
@@ -182,6 +185,8 @@ def _compare(spec: ComparisonSpec, arms: list[str], kept: list[int], n_dropped_g
             if arm == spec.baseline:
                 continue
             pairs = [(s, ep[(spec.baseline, s)], ep[(arm, s)]) for s in usable]
+            if limits and (m.name, arm) in limits:
+                pairs = pairs[: limits[(m.name, arm)]]
             row = dict.fromkeys(_NUMERIC_COLUMNS, math.nan)
             row.update(metric=m.name, arm=arm, baseline=spec.baseline, n=len(pairs),
                        dropped=n_seeds - len(pairs), wins=0, perm_test="", early_arm=pd.NA, early_baseline=pd.NA)
@@ -212,7 +217,8 @@ def _compare(spec: ComparisonSpec, arms: list[str], kept: list[int], n_dropped_g
             adj[ok] = multipletests(pvals[ok], alpha=spec.alpha, method=_CORRECTION_METHOD[spec.correction])[1]
         # MDE and seeds needed at the per-comparison level the correction implies (see verdict_alpha)
         k = int(ok.sum())
-        a_v = verdict_alpha(spec.alpha, spec.correction, k) if k else math.nan
+        alpha_m = spec.alpha * (primary_share if m.name == spec.primary else 1.0)
+        a_v = verdict_alpha(alpha_m, spec.correction, k) if k else math.nan
         target = spec.target_effect_for(m.name)
         for r, p in zip(metric_rows, adj):
             r["p_adj"] = float(p)
@@ -224,7 +230,7 @@ def _compare(spec: ComparisonSpec, arms: list[str], kept: list[int], n_dropped_g
                 r["mde"] = min_detectable_effect(n, sd, a_v, POWER)  # NaN when sd(d) = 0
                 if target is not None:
                     r["n_needed"] = seeds_needed(target, sd, a_v, POWER)
-                r["verdict"] = verdict_for(p, r["delta"], r["mde"], spec.alpha, higher,
+                r["verdict"] = verdict_for(p, r["delta"], r["mde"], alpha_m, higher,
                                            n=n, sd_diff=sd, alpha_verdict=a_v)
         rows.extend(metric_rows)
     table = pd.DataFrame(rows, columns=_NUMERIC_COLUMNS).astype(
@@ -310,8 +316,11 @@ def write_report(
             cache[metric] = _endpoints(tidy, chosen, kept, metric, spec, lengths, holes, flagged)
         return cache[metric]
 
+    limits = {(spec.primary, a): int(st["n"]) for a, st in ((adaptive or {}).get("arms") or {}).items()
+              if isinstance(st, dict) and st.get("n")}
+    share = 1.0 - BOUNDARY_SHARE if (adaptive or {}).get("boundary_alpha") else 1.0
     table, diffs = _compare(spec, arms, kept, len(dropped), {m.name: endpoints_of(m.name) for m in spec.metrics},
-                            lengths)
+                            lengths, limits, share)
     frontier = None
     if spec.frontier is not None:
         fx, fy = endpoints_of(spec.frontier.x), endpoints_of(spec.frontier.y)

@@ -87,7 +87,24 @@ def _latex_table(df: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-_ADAPTIVE_KEYS = {"until_mde", "max_seeds", "batch", "rule", "alpha_verdict", "min_seeds", "batches"}
+_ADAPTIVE_KEYS = {"until_mde", "max_seeds", "batch", "rule", "alpha_verdict", "min_seeds", "batches", "boundary_alpha",
+                  "arms"}
+
+
+def standing_text(arms: dict, primary: str) -> list[str]:
+    """Per arm, where it stood when the adaptive rule stopped (``power.arm_status``), in the same words in the
+    terminal summary and the report: the rule's MDE (from the spread of the differences about zero, which a real
+    effect inflates; the table's MDE column uses the spread about the mean) and what settled it."""
+    why = {"mde": "settled: MDE met", "boundary": "settled: p below the boundary", None: "not settled (seed cap)"}
+    out = []
+    for arm, st in arms.items():
+        p = st.get("p")
+        p_text = f", p {p:.3g}" if isinstance(p, (int, float)) else ""
+        mde = st.get("mde_rule")
+        mde_text = f"{mde:.3g}" if isinstance(mde, (int, float)) else "n/a"
+        out.append(f"  - `{arm}` on `{primary}`: n {st.get('n')}, the rule's MDE {mde_text}{p_text}; "
+                   f"{why.get(st.get('settled_by'), str(st.get('settled_by')))}")
+    return out
 
 
 def _check_adaptive(adaptive: dict | None) -> None:
@@ -121,13 +138,23 @@ def _adaptive_line(adaptive: dict, spec: ComparisonSpec, k: int) -> str:
     x, cap = float(adaptive["until_mde"]), int(adaptive["max_seeds"])
     a_v = float(adaptive.get("alpha_verdict", verdict_alpha(spec.alpha, spec.correction, max(1, k))))
     rule = adaptive.get("rule") or describe_stopping_rule(x, cap, int(adaptive["batch"]), a_v,
-                                                         min_seeds=adaptive.get("min_seeds"))
+                                                         min_seeds=adaptive.get("min_seeds"),
+                                                         boundary_alpha=adaptive.get("boundary_alpha"))
     facts = [f"target MDE {x:g} on `{spec.primary}`", f"at most {cap} seeds"]
     if "batch" in adaptive:
         facts.append(f"batches of {int(adaptive['batch'])}")
     if adaptive.get("batches"):
         facts.append("seeds per batch: " + " | ".join(_seed_ranges(b) for b in adaptive["batches"]))
-    return f"- seeds were added adaptively ({'; '.join(facts)}). Rule: {rule.rstrip('.')}."
+    line = f"- seeds were added adaptively ({'; '.join(facts)}). Rule: {rule.rstrip('.')}."
+    if adaptive.get("arms"):
+        from .power import BOUNDARY_SHARE
+
+        spent = (f" Its verdicts use alpha {spec.alpha * (1 - BOUNDARY_SHARE):.3g}: the boundary spent the other "
+                 f"{spec.alpha * BOUNDARY_SHARE:.3g}." if adaptive.get("boundary_alpha") else "")
+        line += (f" An arm that settled is done: its `{spec.primary}` row uses its seeds up to that point (n below), "
+                 f"so another arm's stopping cannot bias it; the other metrics use every seed.{spent}\n"
+                 + "\n".join(standing_text(adaptive["arms"], spec.primary)))
+    return line
 
 
 _ALPHA_WHY = {

@@ -125,7 +125,10 @@ def main() -> None:
                     "benchmarks/results/ablations/<name>.json)")
     ap.add_argument("--note", default=None, help="recorded as is: what a reader should know about this measurement")
     ap.add_argument("ablate_args", nargs="*", help="more arguments for shl ablate (after --)")
-    args = ap.parse_args()
+    argv = sys.argv[1:]
+    extra = argv[argv.index("--") + 1:] if "--" in argv else []
+    args = ap.parse_args(argv[: argv.index("--")] if "--" in argv else argv)
+    args.ablate_args = [*args.ablate_args, *extra]
 
     import yaml
 

@@ -116,9 +116,11 @@ def _add_builtin_commands(sub) -> None:
     p.add_argument("--ray-address", default=None, help="Ray cluster address (default: RAY_ADDRESS or local)")
     p.add_argument("--no-report", action="store_true", help="skip the comparison report at the end")
     p.add_argument("--until-mde", type=types.positive_float, default=None, metavar="X",
-                   help="after the planned seeds, add seeds in batches until the primary metric's minimum "
-                   "detectable effect is <= X in every arm (a rule on the spread of the paired differences only, "
-                   "never their mean or p; the report says so)")
+                   help="after the planned seeds, add seeds in batches until every arm is settled on the primary "
+                   "metric: its minimum detectable effect (from the spread of its paired differences about zero) "
+                   "is <= X, or its p crossed the efficacy boundary (10%% of alpha over the looks; the verdicts use "
+                   "the rest); a settled arm is compared on its seeds up to that point (README: Adding seeds "
+                   "adaptively)")
     p.add_argument("--max-seeds", type=types.int_in(1, 1000), default=40, metavar="N",
                    help="with --until-mde: at most N seeds")
     p.add_argument("--seed-batch", type=types.int_in(1, 1000), default=2, metavar="B",

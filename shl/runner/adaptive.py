@@ -17,10 +17,14 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 def add_seeds_adaptively(plan: Plan, opts: AblateOptions, host, con) -> list[tuple[RunTask, RunResult]]:
-    """``--until-mde X --max-seeds N``: add seeds in batches until the primary metric's MDE (at the verdict's
-    alpha, from the spread of the paired differences about zero; never their mean or a p-value) is <= X in
-    every arm, or N seeds ran. The rule and the batches are recorded, and the report states them."""
+    """``--until-mde X --max-seeds N``: add seeds in batches until every arm is settled on the primary metric
+    (its MDE at the verdict's alpha, from the spread of the paired differences about zero, is <= X, or its p
+    crossed the efficacy boundary: the verdict's alpha split over the looks the plan allows), or N seeds ran.
+    An arm that settles is done: its comparison on the primary metric uses the seeds up to that point, so no
+    other arm's stopping (they share the baseline's runs) can bias it. The rule, the batches and each arm's
+    standing are recorded, and the report states them and compares each arm on its own seeds."""
     from shl_analysis import describe_stopping_rule, paired_differences, seeds_to_add, verdict_alpha
+    from shl_analysis.power import arm_status, boundary_alpha, exact_min_n
 
     spec = plan.exp.comparison
     arms = sorted({r.arm for r in plan.runs}, key=list(plan.exp.arms).index)
@@ -29,15 +33,25 @@ def add_seeds_adaptively(plan: Plan, opts: AblateOptions, host, con) -> list[tup
     record = read_record(plan.out) or {}
     seeds = sorted(record.get("plan_seeds") or {r.seed for r in plan.runs})
     batches = [list(seeds)]
+    boundary = boundary_alpha(alpha_v, len(seeds), opts.max_seeds, opts.seed_batch)
+    floor = max(2, exact_min_n(alpha_v))
+    standing: dict[str, dict] = {}  # arm -> its status when it settled; its primary comparison stops there
     while True:
         diffs = paired_differences(plan.out, spec, spec.primary, record.get("runs"), seeds, arms)
-        diffs = {a: d for a, d in diffs.items() if a in arms}
-        n_add = seeds_to_add(diffs, seeds, opts.until_mde, opts.max_seeds, opts.seed_batch, alpha_v) if diffs else 0
+        diffs = {a: d for a, d in diffs.items() if a in arms and a not in standing}
+        for arm, d in diffs.items():
+            st = arm_status(d, opts.until_mde, alpha_v, floor, boundary)
+            if st["settled_by"] is not None:
+                standing[arm] = st
+        open_arms = {a: d for a, d in diffs.items() if a not in standing}
+        n_add = seeds_to_add(open_arms, seeds, opts.until_mde, opts.max_seeds, opts.seed_batch, alpha_v,
+                             boundary_alpha=boundary) if open_arms else 0
         if n_add == 0:
             break
         new = [max(seeds) + 1 + i for i in range(n_add)]
-        con.print(f"adding seeds {new[0]}-{new[-1]}: the MDE of '{spec.primary}' is above {opts.until_mde:g} "
-                  f"at alpha {alpha_v:.3g} (seeds so far: {len(seeds)})", markup=False)
+        con.print(f"adding seeds {new[0]}-{new[-1]}: not settled on '{spec.primary}' (MDE above "
+                  f"{opts.until_mde:g} at alpha {alpha_v:.3g}, p not below {boundary:.3g}): "
+                  f"{', '.join(open_arms)} (seeds so far: {len(seeds)})", markup=False)
         more = make_plan(str(plan.path), plan.overrides, ",".join(map(str, new)), opts.arms_text(), str(plan.out),
                          host.registry)
         more.trackers = plan.trackers
@@ -48,9 +62,18 @@ def add_seeds_adaptively(plan: Plan, opts: AblateOptions, host, con) -> list[tup
         seeds += new
         batches.append(new)
         record = read_record(plan.out) or {}
-    rule = describe_stopping_rule(opts.until_mde, opts.max_seeds, opts.seed_batch, alpha_v)
+    for arm, d in open_arms.items():
+        standing[arm] = arm_status(d, opts.until_mde, alpha_v, floor, boundary)
+    rule = describe_stopping_rule(opts.until_mde, opts.max_seeds, opts.seed_batch, alpha_v,
+                                  boundary_alpha=boundary)
     record["adaptive"] = {"until_mde": opts.until_mde, "max_seeds": opts.max_seeds, "batch": opts.seed_batch,
-                          "alpha_verdict": alpha_v, "batches": batches, "rule": rule}
+                          "alpha_verdict": alpha_v, "boundary_alpha": boundary, "batches": batches, "rule": rule,
+                          "arms": {a: {k: (None if isinstance(v, float) and v != v else v) for k, v in st.items()}
+                                   for a, st in standing.items()}}
     atomic_write(plan.out / OUT_RECORD, yaml.safe_dump(record, sort_keys=False))
     con.print(f"stopped adding seeds at {len(seeds)}: {rule}", markup=False)
+    from shl_analysis.tables import standing_text
+
+    for line in standing_text(record["adaptive"]["arms"], spec.primary):
+        con.print(line, markup=False)
     return results

@@ -154,3 +154,27 @@ def test_write_report_rejects_bad_adaptive(tmp_path):
         write_report(tmp_path, SPEC, adaptive={"until_mde": 0.05, "max_seeds": 20, "batch": 2, "typo": 1})
     with pytest.raises(ValueError, match="adaptive needs"):
         write_report(tmp_path, SPEC, adaptive={"until_mde": 0.05, "batch": 2})
+
+
+def test_an_arm_settled_early_is_compared_on_its_own_seeds_at_the_alpha_left(tmp_path, monkeypatch):
+    """With a boundary recorded, the primary metric's row of an arm that settled at n = 3 pairs its first 3 seeds,
+    and its verdict uses 90% of alpha; the other rows and metrics use every seed at the full alpha."""
+    _fake_store(monkeypatch)
+    full = write_report(tmp_path, SPEC, formats=("md",), figures=False).table
+    adaptive = {"until_mde": 0.05, "max_seeds": 20, "batch": 2, "boundary_alpha": 0.001, "batches": [[0, 1, 2], [3]],
+                "arms": {"steer": {"n": 3, "mde_rule": 0.4, "p": 0.0004, "settled_by": "boundary"},
+                         "const": {"n": 4, "mde_rule": 0.3, "p": None, "settled_by": None}}}
+    res = write_report(tmp_path, SPEC, formats=("md",), figures=False, adaptive=adaptive)
+    row = lambda t, m, a: t[(t["metric"] == m) & (t["arm"] == a)].iloc[0]
+    primary = SPEC.primary
+    assert row(res.table, primary, "steer")["n"] == 3 and row(full, primary, "steer")["n"] == 4
+    assert row(res.table, primary, "steer")["delta"] == pytest.approx(np.mean(GAIN["steer"][:3]))
+    assert row(res.table, primary, "const")["n"] == 4
+    assert row(res.table, primary, "steer")["alpha_verdict"] == pytest.approx(row(full, primary, "steer")
+                                                                               ["alpha_verdict"] * 0.9)
+    for m in [m.name for m in SPEC.metrics if m.name != primary]:
+        assert row(res.table, m, "steer")["n"] == 4
+        assert row(res.table, m, "steer")["alpha_verdict"] == row(full, m, "steer")["alpha_verdict"]
+    assert "Its verdicts use alpha 0.045: the boundary spent the other 0.005." in res.markdown
+    assert "  - `steer` on `trait`: n 3, the rule's MDE 0.4, p 0.0004; settled: p below the boundary" in res.markdown
+    assert "  - `const` on `trait`: n 4, the rule's MDE 0.3; not settled (seed cap)" in res.markdown
