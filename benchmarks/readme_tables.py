@@ -30,7 +30,7 @@ from typing import Any, Callable
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path("benchmarks/results")
 
-TOY_EXPERIMENTS = ("barrier_agg", "barrier_agg_matched", "steering_method", "lam_schedule", "filters", "regulariser")
+TOY_EXPERIMENTS = ("barrier_agg", "barrier_agg_frontier", "barrier_agg_matched", "steering_method", "lam_schedule", "filters", "regulariser")
 REAL_EXPERIMENTS = ("barrier_smollm2",)
 
 
@@ -140,6 +140,32 @@ def render_main_job(data: list[dict], paths: list[Path]) -> str:
     text = "\n".join(lines) + "\n\n" + "\n".join(f"- {t}" for t in trajectories)
     return text + "\n\n" + source_line(paths[0], d, env, f"; {len(d['seeds'])} seeds; wall time "
                                        f"{duration(d['wall_time_s'])}" + ablation_env_note(d))
+
+
+def render_frontier(data: list[dict], paths: list[Path]) -> str:
+    """The frontier comparison of an experiment that declares one: the rows of ``report/frontier.csv``, and each
+    arm's final-round means of the two frontier metrics (its point)."""
+    [d] = data
+    rows = d["frontier"]
+    lines = ["| at matched | compared | family vs baseline | seeds | matched range (mean) | baseline | family | delta "
+             "[95% CI] | wins | frontier above / below | p (Holm) | verdict |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append("| " + " | ".join([
+            r["matched"], r["read"], f"{r['family']} vs {r['baseline']}",
+            f"{r['n']}" + (f" ({r['no_overlap']} without overlap)" if r["no_overlap"] else ""),
+            f"{num(r['range_low'])}-{num(r['range_high'])}", num(r["mean_baseline"]), num(r["mean_family"]),
+            f"{signed(r['delta'])} [{num(r['ci_low'])}, {num(r['ci_high'])}]", f"{r['wins']}/{r['n']}",
+            f"{r['family_dominates']}/{r['baseline_dominates']}", p_value(r["p_adj"]), cell(str(r["verdict"]))])
+            + " |")
+    x, y = rows[0]["matched"], rows[0]["read"]
+    traj = d.get("trajectories", {})
+    points = [f"{arm} ({x} {tx[-1]:.2f}, {y} {traj[y][arm][-1]:.2f})" for arm, tx in traj.get(x, {}).items()
+              if arm in traj.get(y, {})]
+    env = ablation_environment(d)
+    text = "\n".join(lines) + "\n\n" + f"- each arm's point (final round, mean over seeds): {'; '.join(points)}"
+    return text + "\n\n" + source_line(paths[0], d, env, f"; {len(d['seeds'])} seeds; wall time "
+                                        f"{duration(d['wall_time_s'])}" + ablation_env_note(d))
 
 
 def summary(rows: list[dict]) -> str:
@@ -339,6 +365,7 @@ class Table:
 
 TABLES: dict[str, Table] = {
     "main_job": Table(("ablations/barrier_agg.json",), render_main_job),
+    "frontier_toy": Table(("ablations/barrier_agg_frontier.json",), render_frontier),
     "experiments_toy": Table(tuple(f"ablations/{n}.json" for n in TOY_EXPERIMENTS), render_experiments, optional=True),
     "experiments_real": Table(tuple(f"ablations/{n}.json" for n in REAL_EXPERIMENTS), render_experiments),
     "sweep_toy": Table(("toyworld_sweep.json",), render_toy_sweep),

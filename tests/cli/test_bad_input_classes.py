@@ -272,3 +272,21 @@ def test_a_schedule_that_overflows_in_a_later_round_fails_at_plan_time(tmp_path:
     with pytest.raises(ConfigError, match="schedule 'explode' gives lam=inf for round index 2"):
         load_run_config(cfg, [], host.registry)
     load_run_config(cfg, ["loop.rounds=2"], host.registry)  # rounds 0 and 1 are fine
+
+
+@pytest.mark.parametrize("frontier, needle", [
+    ({"x": "trait", "y": "coherence", "baseline": "mean", "families": {"mean": ["mean"], "rmse": ["nope"]}},
+     "comparison.frontier: 'nope' is not an arm"),
+    ({"x": "trait", "y": "coherence", "baseline": "z", "families": {"mean": ["mean"], "rmse": ["rmse"]}},
+     "frontier baseline 'z' is not one of the families"),
+    ({"x": "trait", "y": "coherence", "baseline": "mean", "families": {"mean": ["mean"], "rmse": ["mean"]}},
+     "arm 'mean' is already in family 'mean'"),
+    ({"x": "kl", "y": "coherence", "baseline": "mean", "families": {"mean": ["mean"], "rmse": ["rmse"]}},
+     "frontier x 'kl' is not one of the metrics"),
+])
+def test_a_frontier_that_names_what_is_not_there(tmp_path: Path, frontier: dict, needle: str):
+    exp = write_experiment(tmp_path)
+    raw = yaml.safe_load(exp.read_text())
+    raw["comparison"]["frontier"] = frontier
+    exp.write_text(yaml.safe_dump(raw))
+    one_line_error(run_shl("ablate", exp.name, "--dry-run", cwd=tmp_path), needle)
