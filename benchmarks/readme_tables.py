@@ -281,10 +281,23 @@ def render_real_pairs(data: list[dict], paths: list[Path]) -> str:
         n = key.split("/ ")[1]
         lines.append(f"| decode: 1 thread / {n} | {v['one_s']:.1f} s | {v['many_s']:.1f} s | "
                      f"{n.split()[0]} threads {v['ratio']:.2f}x faster | |")
+    f = res.get("prompt cache fill: one at a time / batched")
+    if f:
+        lines.append(f"| prompt cache fill: one prompt at a time / batched at canonical widths, {f['prompts']} prompts "
+                     f"| {f['one_at_a_time_s']:.2f} s | {f['batched_s']:.2f} s | **{f['ratio']:.2f}x** faster | |")
+    text = "\n".join(lines)
+    prof = res.get("decode step: where the time goes")
+    if prof:
+        text += (f"\n\nA decode step at {prof['rows']} rows: {prof['step_s']:.2f} s, {prof['matmul_share']:.0%} of it in "
+                 f"matrix products and {prof['attention_share']:.0%} in attention. At {prof['rows']} rows the products "
+                 f"run at {prof['gflops_q_o']:.0f} (q, o), {prof['gflops_k_v']:.0f} (k, v), {prof['gflops_gate_up']:.0f} "
+                 f"(gate, up), {prof['gflops_down']:.0f} (down) and {prof['gflops_lm_head']:.0f} (LM head) GFLOP/s, "
+                 f"against {prof['gflops_square_2048']:.0f} GFLOP/s for a 2048 x 2048 x 2048 product on the same "
+                 f"threads.")
     env = d.get("environment", {})
     meta = {"recorded": env.get("date"), "load_average": {"start": env.get("load_average_start"),
                                                             "end": env.get("load_average_end")}}
-    return "\n".join(lines) + "\n\n" + source_line(paths[0], meta, env, "")
+    return text + "\n\n" + source_line(paths[0], meta, env, "")
 
 
 def _wall(walls: dict, entry: str, step: str) -> float | None:

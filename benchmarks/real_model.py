@@ -13,7 +13,11 @@ Pairs (A / B, interleaved repetitions after one warm-up each; the median of --re
      LoRA on every linear layer, AdamW, gradient clipping): seconds per optimiser step;
   3. scoring: shl's completion log-probs (head only on completion positions, in chunks) vs a plain forward
      (full logits, log_softmax, gather) on the same sequences and batch size;
-  4. float32 vs bfloat16 weights for shl's decode loop (the same prompts), and 2 threads vs 1 thread.
+  4. float32 vs bfloat16 weights for shl's decode loop (the same prompts), and 2 threads vs 1 thread;
+  5. where a decode step's time goes (``profile``): one step at the generation batch under torch.profiler (the
+     share in matrix products and in attention), and the matrix products' throughput at that batch (each layer
+     shape and the LM head, GFLOP/s) against one large square product on the same threads, the CPU's ceiling;
+  6. the prompt cache's fill: the generation prompts filled one at a time vs in one call (canonical widths).
 Then, in-process: one round of experiments/real/smoke_smollm2.yaml, with its time per stage (``--round``).
 
 Prints each result as it is measured and writes all of them (with the machine, thread count, load average and
@@ -78,7 +82,8 @@ def main() -> None:
     ap.add_argument("--heal-completions", type=int, default=32)
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--skip", default="", help="comma-separated parts to skip: generation,heal,scoring,dtype,threads,round")
+    ap.add_argument("--skip", default="", help="comma-separated parts to skip: generation,heal,scoring,dtype,threads,"
+                    "profile,fill,round")
     ap.add_argument("--out", default=None, help="write the results as JSON here")
     args = ap.parse_args()
     skip = set(filter(None, args.skip.split(",")))
@@ -174,6 +179,24 @@ def main() -> None:
         t_1, t_n = paired(with_threads(1), with_threads(args.threads), 1)
         report.add(f"generation: 1 thread / {args.threads} threads", {"one_s": t_1, "many_s": t_n, "ratio": t_1 / t_n})
 
+    if "profile" not in skip:
+        report.add("decode step: where the time goes", decode_profile(model, tok, prompts))
+
+    if "fill" not in skip:
+        from shl.engine.lmhead import _parts
+        from shl.engine.prompt_cache import PromptCache
+
+        keys = [tuple(p) for _, p in prompts]
+
+        def one_at_a_time():
+            cache = PromptCache()
+            for k in keys:
+                cache._fill(_parts(model)[0], [k], "cpu")
+
+        t_one, t_all = paired(one_at_a_time, lambda: PromptCache()._fill(_parts(model)[0], keys, "cpu"), args.repeats)
+        report.add("prompt cache fill: one at a time / batched", {
+            "prompts": len(set(keys)), "one_at_a_time_s": t_one, "batched_s": t_all, "ratio": t_one / t_all})
+
     if "round" not in skip:
         report.add("one round of experiments/real/smoke_smollm2.yaml", one_round(host))
     report.save()
@@ -228,6 +251,64 @@ def heal_vs_sft(model, tok, comps, host, repeats: int) -> dict:
     t_shl, t_sft = paired(shl_heal, plain_sft, repeats)
     return {"completions": len(comps), "epochs": heal.epochs, "batch_size": heal.batch_size, "steps": steps,
             "shl_s_per_step": t_shl / steps, "sft_s_per_step": t_sft / steps, "ratio": t_shl / t_sft}
+
+
+def decode_profile(model, tok, prompts) -> dict:
+    """One decode step of the whole batch (after its prefill) under torch.profiler, and the throughput of the
+    step's matrix products at that batch against a large square product (the CPU's attainable GFLOP/s)."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    from shl.engine.batching import left_pad, pad_id
+    from shl.engine.generate import _lm, _preallocated_cache
+
+    lm = _lm(model)
+    ids, mask = left_pad([p for _, p in prompts], pad_id(tok), "cpu")
+    pos = (mask.long().cumsum(-1) - 1).masked_fill(mask == 0, 0)
+    rows = ids.shape[0]
+    with torch.no_grad():
+        cache = _preallocated_cache(model, ids.shape[1] + 16)
+        out = lm(input_ids=ids, attention_mask=mask, position_ids=pos, cache=cache, logits_to_keep=1)
+        nxt = out.logits[:, -1].argmax(-1)[:, None]
+        attn = torch.cat([mask, mask.new_ones(rows, 1)], -1)
+        last = pos[:, -1:] + 1
+
+        def step():
+            nonlocal nxt, attn, last
+            o = lm(input_ids=nxt, attention_mask=attn, position_ids=last, cache=cache, logits_to_keep=1)
+            nxt = o.logits[:, -1].argmax(-1)[:, None]
+            attn = torch.cat([attn, attn.new_ones(rows, 1)], -1)
+            last = last + 1
+
+        step()
+        t0 = time.perf_counter()
+        for _ in range(4):
+            step()
+        step_s = (time.perf_counter() - t0) / 4
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            for _ in range(4):
+                step()
+    total = sum(e.self_cpu_time_total for e in prof.key_averages())
+    share = lambda *names: sum(e.self_cpu_time_total for e in prof.key_averages() if e.key in names) / total
+
+    def gflops(m: int, k: int, n: int, reps: int = 20) -> float:
+        x, w = torch.randn(m, k), torch.randn(n, k)
+        torch.nn.functional.linear(x, w)
+        t = time.perf_counter()
+        for _ in range(reps):
+            torch.nn.functional.linear(x, w)
+        return 2 * m * k * n * reps / (time.perf_counter() - t) / 1e9
+
+    cfg = lm.config.get_text_config()
+    h, inter, vocab = cfg.hidden_size, cfg.intermediate_size, cfg.vocab_size
+    kv = cfg.num_key_value_heads * (h // cfg.num_attention_heads)
+    big = gflops(2048, 2048, 2048, 3)
+    return {"rows": rows, "step_s": step_s, "matmul_share": share("aten::mm", "aten::addmm", "aten::bmm"),
+            "attention_share": share("aten::_scaled_dot_product_flash_attention_for_cpu",
+                                     "aten::_scaled_dot_product_attention_math"),
+            "gflops_square_2048": big, "gflops_q_o": gflops(rows, h, h), "gflops_k_v": gflops(rows, h, kv),
+            "gflops_gate_up": gflops(rows, h, inter), "gflops_down": gflops(rows, inter, h),
+            "gflops_lm_head": gflops(rows, h, vocab, 5)}
 
 
 def one_round(host) -> dict:
