@@ -23,9 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from statsmodels.stats.multitest import multipletests
 
-from .paired import paired_comparison, verdict_for
+from .paired import corrected_pvalues, paired_comparison, verdict_for
 from .power import POWER, min_detectable_effect, verdict_alpha
 from .spec import ComparisonSpec
 
@@ -37,7 +36,6 @@ FRONTIER_COLUMNS = [
     "mean_family", "delta", "ci_low", "ci_high", "p_t", "p_perm", "p_adj", "alpha_verdict", "mde", "wins",
     "family_dominates", "baseline_dominates", "verdict",
 ]
-_CORRECTION = {"holm": "holm", "bonferroni": "bonferroni", "bh": "fdr_bh"}
 _WIDTH_EPS = 1e-12
 
 
@@ -162,12 +160,7 @@ def compare_frontiers(spec: ComparisonSpec, ep_x: dict, ep_y: dict, seeds: list[
             else:
                 row["verdict"] = "no seed with an overlapping range" if not len(df) else "too few seeds (n=1)"
             mode_rows.append(row)
-        pvals = np.array([r["p_t"] for r in mode_rows], dtype=float)
-        ok = np.isfinite(pvals)
-        adj = pvals.copy()
-        if spec.correction != "none" and ok.any():
-            adj[ok] = multipletests(pvals[ok], alpha=spec.alpha, method=_CORRECTION[spec.correction])[1]
-        k = int(ok.sum())
+        adj, k = corrected_pvalues([r["p_t"] for r in mode_rows], spec.alpha, spec.correction)
         a_v = verdict_alpha(spec.alpha, spec.correction, k) if k else math.nan
         for r, p in zip(mode_rows, adj):
             r["p_adj"] = float(p)

@@ -10,8 +10,23 @@ import numpy as np
 from scipy import stats
 from .power import POWER, exact_min_n, exact_min_p, min_detectable_effect, seeds_needed
 
-__all__ = ["EXACT_MAX_N", "MC_RESAMPLES", "POWER", "PairedResult", "min_detectable_effect", "paired_comparison",
-           "sign_flip_method", "verdict_for"]
+__all__ = ["EXACT_MAX_N", "MC_RESAMPLES", "POWER", "PairedResult", "corrected_pvalues", "min_detectable_effect",
+           "paired_comparison", "sign_flip_method", "verdict_for"]
+
+_CORRECTION_METHOD = {"holm": "holm", "bonferroni": "bonferroni", "bh": "fdr_bh"}
+
+
+def corrected_pvalues(pvals: Sequence[float], alpha: float, correction: str) -> tuple[np.ndarray, int]:
+    """p-values adjusted by ``correction`` ("holm", "bonferroni", "bh" or "none") over the finite ones (the others
+    stay as they are), and how many were finite (the size of the correction's family)."""
+    from statsmodels.stats.multitest import multipletests
+
+    p = np.asarray(list(pvals), dtype=float)
+    ok = np.isfinite(p)
+    adj = p.copy()
+    if correction != "none" and ok.any():
+        adj[ok] = multipletests(p[ok], alpha=alpha, method=_CORRECTION_METHOD[correction])[1]
+    return adj, int(ok.sum())
 
 #: Largest n for which the sign-flip test enumerates all 2^n flips; above it a
 #: seeded Monte-Carlo approximation with MC_RESAMPLES flips is used instead.

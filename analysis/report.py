@@ -10,7 +10,6 @@ from typing import Collection, Iterable
 
 import numpy as np
 import pandas as pd
-from statsmodels.stats.multitest import multipletests
 
 from shl.store import CORRUPT, RUNS_DIR, atomic_write, claim_dir
 
@@ -19,7 +18,7 @@ from .figures import write_figures
 from .frontier import FrontierResult, compare_frontiers
 from .frontier_tables import frontier_markdown
 from .html_page import PAGE_NAME, PageInputs, render_page
-from .paired import PairedResult, paired_comparison, verdict_for
+from .paired import PairedResult, corrected_pvalues, paired_comparison, verdict_for
 from .power import BOUNDARY_SHARE, POWER, min_detectable_effect, seeds_needed, verdict_alpha
 from .gates import compute_gates, gates_markdown
 from .results import USABLE_STATUSES, load_runs, missing_values, run_table
@@ -30,7 +29,6 @@ from .timings import breakdown_markdown, run_dirs_of, stage_breakdown
 
 __all__ = ["ReportResult", "paired_differences", "write_report"]
 
-_CORRECTION_METHOD = {"holm": "holm", "bonferroni": "bonferroni", "bh": "fdr_bh"}
 _NUMERIC_COLUMNS = [
     "metric", "arm", "baseline", "n", "dropped", "early_arm", "early_baseline", "mean_baseline", "sd_baseline",
     "mean_arm", "sd_arm", "delta", "sd_diff", "ci_low", "ci_high", "d_z", "wins", "p_t",
@@ -210,13 +208,8 @@ def _compare(spec: ComparisonSpec, arms: list[str], kept: list[int], n_dropped_g
             diffs[(m.name, arm)] = pd.DataFrame(
                 {"seed": [s for s, _, _ in pairs], "diff": [a - b for _, b, a in pairs]})
             metric_rows.append(row)
-        pvals = np.array([r["p_t"] for r in metric_rows], dtype=float)
-        ok = np.isfinite(pvals)
-        adj = pvals.copy()
-        if spec.correction != "none" and ok.any():
-            adj[ok] = multipletests(pvals[ok], alpha=spec.alpha, method=_CORRECTION_METHOD[spec.correction])[1]
+        adj, k = corrected_pvalues([r["p_t"] for r in metric_rows], spec.alpha, spec.correction)
         # MDE and seeds needed at the per-comparison level the correction implies (see verdict_alpha)
-        k = int(ok.sum())
         alpha_m = spec.alpha * (primary_share if m.name == spec.primary else 1.0)
         a_v = verdict_alpha(alpha_m, spec.correction, k) if k else math.nan
         target = spec.target_effect_for(m.name)
