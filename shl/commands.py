@@ -107,15 +107,30 @@ ROUND_COLUMNS = [
 ]
 
 
+def trait_metric(rows: list[dict[str, Any]]) -> str:
+    """The trait the round table shows: ``trait`` when a row has it (the toy world), else the first ``trait_<name>``
+    an evaluator wrote (``trait_logodds``, ``trait_margin``, ...; not its ``_se``/``_raw``/... companions)."""
+    keys = [k for row in rows for k in row]
+    if "trait" in keys:
+        return "trait"
+    for k in keys:
+        if k.startswith("trait_") and k.count("_") == 1 and isinstance(next(r[k] for r in rows if k in r), (int, float)):
+            return k
+    return "trait"
+
+
 def round_table(rows: list[dict[str, Any]], title: str = ""):
     from rich.table import Table
 
+    trait = trait_metric(rows)
+    columns = [(trait if k == "trait" else f"steered_{trait}" if k == "steered_trait" else k,
+                head if trait == "trait" else head.replace("trait", trait), fmt) for k, head, fmt in ROUND_COLUMNS]
     table = Table(title=title or None)
-    for _, head, _ in ROUND_COLUMNS:
+    for _, head, _ in columns:
         table.add_column(head, justify="right")
     for row in rows:
         cells = []
-        for key, _, fmt in ROUND_COLUMNS:
+        for key, _, fmt in columns:
             if key == "kept":
                 cells.append(f"{row['kept']}/{row['total']}" if "kept" in row else "")
             else:

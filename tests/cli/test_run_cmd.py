@@ -84,3 +84,21 @@ def test_run_refuses_to_wipe_a_directory_that_is_not_a_run(tmp_path):
     res = run_shl("run", cfg.name, "--out", precious, "--force", cwd=tmp_path)
     assert res.returncode == 2 and "not a run directory" in res.stderr and "Traceback" not in res.stderr
     assert (precious / "notes.txt").read_text() == "keep me"
+
+
+def test_the_round_table_shows_the_trait_the_evaluators_wrote():
+    """A real-model run writes trait_logodds, not trait: the table shows that column instead of an empty one."""
+    from rich.console import Console
+
+    from shl.commands import round_table, trait_metric
+
+    rows = [{"round": 0, "coherence": 0.96, "trait_logodds": 0.0, "trait_logodds_se": 0.0},
+            {"round": 1, "coherence": 0.92, "trait_logodds": 0.0812, "trait_logodds_se": 0.02,
+             "steered_trait_logodds": 0.1234, "kept": 25, "total": 32}]
+    assert trait_metric(rows) == "trait_logodds"
+    assert trait_metric([{"round": 0, "trait": 0.5, "trait_coherent": 0.6}]) == "trait"
+    con = Console(width=250, record=True)
+    con.print(round_table(rows))
+    text = con.export_text()
+    assert "trait_logodds" in text and "steered trait_logodds" in text
+    assert "0.081" in text and "0.123" in text and "25/32" in text
