@@ -187,6 +187,18 @@ def summary(rows: list[dict]) -> str:
     return "; ".join(parts)
 
 
+def frontier_summary(rows: list[dict]) -> str:
+    """What a frontier comparison says, in a line: each family against the baseline family, at matched x."""
+    parts = []
+    for r in rows:
+        head = f"{r['read']} at matched {r['matched']}, {r['family']} vs {r['baseline']}"
+        if r["verdict"] in ("better", "worse"):
+            parts.append(f"{head}: {signed(r['delta'])} ({r['verdict']}, p = {p_value(r['p_adj'])})")
+        else:
+            parts.append(f"{head}: {cell(str(r['verdict']))}")
+    return "along the frontier: " + "; ".join(parts)
+
+
 def _not_measured(path: Path) -> str:
     """A table row for a shipped experiment without a results file: its arms and question from its YAML file."""
     import yaml
@@ -209,7 +221,8 @@ def render_experiments(data: list[dict | None], paths: list[Path]) -> str:
         name = d["file"].removeprefix("experiments/")
         lines.append("| " + " | ".join([f"`{name}`", ", ".join(d["arms"]), cell(d.get("description") or ""),
                                         str(len(d["seeds"])), duration(d["wall_time_s"]),
-                                        summary(d["comparison"])]) + " |")
+                                        frontier_summary(d["frontier"]) if d.get("frontier")
+                                        else summary(d["comparison"])]) + " |")
         env = ablation_environment(d)
         notes.append(f"- `{name}`: " + source_line(path, d, env, ablation_env_note(d)))
     return "\n".join(lines) + "\n\n" + "\n".join(notes)

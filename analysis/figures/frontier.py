@@ -21,6 +21,7 @@ def frontier_figure(ep_x: dict, ep_y: dict, kept: list[int], spec: ComparisonSpe
     anchor = [fr.anchor] if fr.anchor else []
     every = [v for arms in fr.families.values() for a in anchor + arms for s in kept
              for v in ((ep_x.get((a, s), math.nan)), ep_y.get((a, s), math.nan))]
+    bounds = metric_bounds(every)
     for fam, arms in fr.families.items():
         colour = palette[fam]
         order = anchor + arms
@@ -33,7 +34,7 @@ def frontier_figure(ep_x: dict, ep_y: dict, kept: list[int], spec: ComparisonSpe
             m1, h1, _ = t_summary([ep_x.get((a, s), math.nan) for s in kept])
             m2, h2, _ = t_summary([ep_y.get((a, s), math.nan) for s in kept])
             mx.append(m1), hx.append(h1), my.append(m2), hy.append(h2)
-        ax.errorbar(mx, my, xerr=hx, yerr=hy, fmt="-o", ms=4, lw=2, capsize=2, color=colour,
+        ax.errorbar(mx, my, xerr=_clipped(mx, hx, bounds), yerr=_clipped(my, hy, bounds), fmt="-o", ms=4, lw=2, capsize=2, color=colour,
                     label=f"{fam}{' (baseline)' if fam == fr.baseline else ''}")
     if fr.anchor:
         m1, _, _ = t_summary([ep_x.get((fr.anchor, s), math.nan) for s in kept])
@@ -45,7 +46,14 @@ def frontier_figure(ep_x: dict, ep_y: dict, kept: list[int], spec: ComparisonSpe
                  "per setting", loc="left")
     fig.legend(title="family", loc="outside right upper", frameon=False)
     note = "Each curve runs from the weakest setting (the anchor, if any) to the strongest."
-    if metric_bounds(every):
-        note += " Values are shares in [0, 1]."
+    if bounds:
+        note += " Values are shares; their intervals are clipped to [0, 1]."
     caption(fig, note, 70)
     return fig
+
+
+def _clipped(means: list[float], halves: list[float], bounds) -> list[list[float]]:
+    """Asymmetric error bars of mean +- half, clipped to ``bounds`` when the metric is a share."""
+    lo = [m - h if bounds is None else max(m - h, bounds[0]) for m, h in zip(means, halves)]
+    hi = [m + h if bounds is None else min(m + h, bounds[1]) for m, h in zip(means, halves)]
+    return [[m - a for m, a in zip(means, lo)], [b - m for m, b in zip(means, hi)]]
