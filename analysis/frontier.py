@@ -77,7 +77,8 @@ def family_points(ep_x: dict, ep_y: dict, arms: list[str], seed: int, sign_x: fl
     return out
 
 
-def _seed_levels(front_f: list, front_b: list, along: str, grid: int) -> tuple[float, float, float, float, int, int] | None:
+def _seed_levels(front_f: list, front_b: list, along: str,
+                 grid: int) -> tuple[float, float, float, float, int, int] | None:
     """Levels of the two frontiers over their common range on axis ``along``: (level_f, level_b, lo, hi,
     points where f is better, points where b is better); None when the common range has no width."""
     axis = 0 if along == "x" else 1

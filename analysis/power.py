@@ -288,7 +288,7 @@ def seeds_to_add(
     alpha_verdict: the per-comparison level the verdict uses (``verdict_alpha``).
     min_seeds: no arm stops with fewer paired seeds; default ``exact_min_n(alpha_verdict)``, so that the
     exact sign-flip check can reach alpha_verdict too. boundary_alpha: the efficacy boundary (None: none);
-    ``shl ablate`` passes alpha_verdict / ``max_looks``.
+    ``shl ablate`` passes ``boundary_alpha(...)``, BOUNDARY_SHARE of alpha_verdict over ``max_looks``.
 
     Rule: stop (return 0) when the number of seeds has reached `max_seeds`, or when every arm has at
     least `min_seeds` pairs and is settled (``arm_status``): its MDE at alpha_verdict and `power`, computed

@@ -114,7 +114,8 @@ def trait_metric(rows: list[dict[str, Any]]) -> str:
     if "trait" in keys:
         return "trait"
     for k in keys:
-        if k.startswith("trait_") and k.count("_") == 1 and isinstance(next(r[k] for r in rows if k in r), (int, float)):
+        first = next(r[k] for r in rows if k in r)
+        if k.startswith("trait_") and k.count("_") == 1 and isinstance(first, (int, float)):
             return k
     return "trait"
 

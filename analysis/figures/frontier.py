@@ -34,7 +34,8 @@ def frontier_figure(ep_x: dict, ep_y: dict, kept: list[int], spec: ComparisonSpe
             m1, h1, _ = t_summary([ep_x.get((a, s), math.nan) for s in kept])
             m2, h2, _ = t_summary([ep_y.get((a, s), math.nan) for s in kept])
             mx.append(m1), hx.append(h1), my.append(m2), hy.append(h2)
-        ax.errorbar(mx, my, xerr=_clipped(mx, hx, bounds), yerr=_clipped(my, hy, bounds), fmt="-o", ms=4, lw=2, capsize=2, color=colour,
+        ax.errorbar(mx, my, xerr=_clipped(mx, hx, bounds), yerr=_clipped(my, hy, bounds), fmt="-o", ms=4, lw=2,
+                    capsize=2, color=colour,
                     label=f"{fam}{' (baseline)' if fam == fr.baseline else ''}")
     if fr.anchor:
         m1, _, _ = t_summary([ep_x.get((fr.anchor, s), math.nan) for s in kept])
